@@ -1,0 +1,22 @@
+// Who may publish and subscribe to what (issue 2 §7, DESIGN §Topics). Every refusal is logged with
+// the user and device.
+//   publish:   only the uplink `s`
+//   subscribe: the device's own inbox `u/{user}` and downlink `d/{device}`, and the presence topics
+//              it may read (for now its own user's)
+// Wildcards, `#`, `$SYS` and anything outside the grammar are refused.
+import type { Identity } from './auth/authenticate.ts'
+import { parseTopic } from './topics.ts'
+
+export function mayPublish (who: Identity, topic: string): boolean {
+  return parseTopic(topic)?.kind === 'uplink'
+}
+
+export function maySubscribe (who: Identity, topic: string, mayReadPresence: (user: number) => boolean): boolean {
+  const parsed = parseTopic(topic)
+  switch (parsed?.kind) {
+    case 'inbox': return parsed.user === who.user
+    case 'downlink': return parsed.device === who.device
+    case 'presence': return parsed.user === who.user || mayReadPresence(parsed.user)
+    default: return false
+  }
+}

@@ -1,0 +1,206 @@
+// The broker: storage, sessions, the aedes hooks, the chat service and the listeners, put together
+// from one Config. `startBroker` is what `npm start` runs and what every test starts on port 0.
+import { randomBytes } from 'node:crypto'
+import type { EventEmitter } from 'node:events'
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Aedes, type Client, type PublishPacket } from 'aedes'
+import { wmq } from '../schema/generated/chat.js'
+import { mayPublish, maySubscribe } from './acl.ts'
+import { authenticateHook, identityOf, preConnectHook } from './auth/authenticate.ts'
+import { createThrottle } from './auth/throttle.ts'
+import { createRequestHandler } from './chat/requests.ts'
+import { errorReply, replyTo } from './chat/reply.ts'
+import { StartError, type Config } from './config.ts'
+import { httpHandler } from './http.ts'
+import { openListeners, type Listener } from './listeners.ts'
+import { createLogger, type Logger } from './log.ts'
+import { openSessionBackend } from './session-backends.ts'
+import { prepareSession, subscribeCleanSessions } from './sessions.ts'
+import { openPglite, openPostgres, type Db } from './storage/db.ts'
+import { migrate } from './storage/migrate.ts'
+import { brokerSecret } from './storage/users.ts'
+
+export interface Broker {
+  aedes: Aedes
+  db: Db
+  config: Config
+  log: Logger
+  /** Bound ports by listener name: MQTT, WebSocket, HTTP, MQTTS, WSS. */
+  ports: Record<string, number>
+  adminKey: string
+  tokenSecret: Uint8Array
+  close (): Promise<void>
+}
+
+/** Written to DATA_DIR while an embedded broker runs, so the admin command finds its API. */
+export const RUNNING_FILE = 'broker.json'
+const ADMIN_KEY_FILE = 'admin.key'
+
+export function pidAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export function readRunningFile (dataDir: string): { pid: number, httpPort: number | null } | null {
+  const file = join(dataDir, RUNNING_FILE)
+  if (!existsSync(file)) return null
+  try {
+    const running = JSON.parse(readFileSync(file, 'utf8')) as { pid: number, httpPort: number | null }
+    return pidAlive(running.pid) ? running : null
+  } catch {
+    return null
+  }
+}
+
+/** The configured admin key, or the one kept in DATA_DIR (made on first use, readable by its owner only). */
+export function localAdminKey (config: Config): string {
+  if (config.adminKey) return config.adminKey
+  const file = join(config.dataDir, ADMIN_KEY_FILE)
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim()
+  mkdirSync(config.dataDir, { recursive: true })
+  const key = randomBytes(24).toString('base64url')
+  writeFileSync(file, key + '\n', { mode: 0o600 })
+  chmodSync(file, 0o600)
+  return key
+}
+
+/** History storage: a Postgres server when DATABASE_URL is set, else PGlite in DATA_DIR (`memory` for none). */
+export async function openHistory (config: Config): Promise<Db> {
+  if (config.databaseUrl) {
+    try {
+      return await openPostgres(config.databaseUrl)
+    } catch (err) {
+      throw new StartError(`cannot reach the Postgres server in DATABASE_URL: ${(err as Error).message}`)
+    }
+  }
+  return openPglite(config.dataDir === 'memory' ? null : config.dataDir)
+}
+
+export async function startBroker (config: Config, log: Logger = createLogger(config.logLevel)): Promise<Broker> {
+  const embedded = !config.databaseUrl && config.dataDir !== 'memory'
+  if (embedded) {
+    const running = readRunningFile(config.dataDir)
+    if (running && running.pid !== process.pid) {
+      throw new StartError(`another broker (pid ${running.pid}) is using ${resolve(config.dataDir)}: stop it, or set DATA_DIR to another folder`)
+    }
+  }
+  const db = await openHistory(config)
+  const cleanup: Array<() => Promise<void>> = [() => db.close()]
+  const undo = async () => { for (const step of cleanup.reverse()) await step().catch(() => {}) }
+  try {
+    const applied = await migrate(db)
+    if (applied.length) log.info('database migrated', { applied: applied.join(',') })
+    const tokenSecret = config.tokenSecret ? Buffer.from(config.tokenSecret, 'utf8') : await brokerSecret(db, 'token')
+    const adminKey = localAdminKey(config)
+
+    const sessions = await openSessionBackend(config, log)
+    cleanup.push(() => sessions.close())
+    // No fixed broker id: a fixed one makes Redis packet keys collide after a restart (DESIGN pitfalls).
+    const aedes = new Aedes({ persistence: sessions.persistence, mq: sessions.mq, maxClientsIdLength: 23 })
+    ;(aedes as EventEmitter).on('error', (err: Error) => log.error('broker error', { error: err.message }))
+    await aedes.listen()
+    cleanup.push(() => new Promise(resolve => aedes.close(() => resolve())))
+
+    const throttle = createThrottle(config.authFreeFailures, config.authMaxDelayMs)
+    const authenticate = authenticateHook({ db, tokenSecret, throttle, log })
+    aedes.preConnect = preConnectHook(log)
+    aedes.authenticate = (client, username, password, done) => authenticate(client, username, password, (err, ok) => {
+      const who = identityOf(client)
+      if (err || !ok || !who) return done(err, ok)
+      prepareSession(sessions.persistence, client, who).then(() => done(null, true), (error: Error) => {
+        log.error('session setup failed', { device: client.id, error: error.message })
+        done(Object.assign(new Error('server unavailable'), { returnCode: 3 as const }), false)
+      })
+    })
+    subscribeCleanSessions(aedes, identityOf)
+
+    const handleRequest = createRequestHandler({ broker: aedes, log, maxPayload: config.maxPayload })
+    // Device publishes are never routed: the uplink goes to the chat service, anything else is
+    // refused with an Error on the device's downlink. MQTT 3.1.1 lets a server acknowledge a
+    // PUBLISH it does not authorize [MQTT-3.3.5-2]; the device keeps its connection.
+    const notRouted = new WeakSet<PublishPacket>()
+    aedes.authorizePublish = (client, packet, done) => {
+      const who = identityOf(client)
+      if (!client) return done(null) // broker-internal
+      if (!who) return done(new Error('publish before authentication'))
+      notRouted.add(packet)
+      if (mayPublish(who, packet.topic)) {
+        void handleRequest(who, packet.payload as Buffer)
+      } else {
+        log.warn('publish refused', { user: who.user, device: who.device, topic: packet.topic })
+        void replyTo(aedes, who.device, errorReply(0, wmq.ErrorCode.TOPIC_FORBIDDEN, `publish to "${packet.topic}" refused: requests go to "s"`))
+          .catch(() => {})
+      }
+      done(null)
+    }
+    const route = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void
+    Object.assign(aedes, {
+      publish (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) {
+        if (typeof client === 'function') return route(packet, null, client)
+        if (notRouted.has(packet)) return done?.()
+        route(packet, client ?? null, done ?? (() => {}))
+      },
+    })
+    aedes.authorizeSubscribe = (client, sub, done) => {
+      const who = identityOf(client)
+      if (who && maySubscribe(who, sub.topic, () => false)) return done(null, sub)
+      log.warn('subscribe refused', { user: who?.user, device: client.id, topic: sub.topic })
+      done(null, null) // SUBACK 0x80 for this topic; the connection stays up
+    }
+    aedes.on('clientDisconnect', (client: Client) => {
+      const who = identityOf(client)
+      log.info('device disconnected', { user: who?.user, device: client.id })
+    })
+    aedes.on('clientError', (client: Client, err: Error) => log.debug('client error', { device: client.id, error: err.message }))
+    aedes.on('connectionError', (client: Client, err: Error) => log.debug('connection error', { error: err.message }))
+
+    const started = Date.now()
+    const listenerSet = await openListeners(config, (stream, req) => aedes.handle(stream, req), httpHandler({
+      db,
+      adminKey,
+      tokenSecret,
+      tokenTtlMs: config.tokenTtlMs,
+      log,
+      health: () => ({
+        ok: true,
+        broker: aedes.id,
+        history: db.kind,
+        sessions: sessions.kind,
+        clients: aedes.connectedClients,
+        uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      }),
+    }))
+    const ports = Object.fromEntries(listenerSet.listeners.map((l: Listener) => [l.name, l.port]))
+    if (embedded) {
+      writeFileSync(join(config.dataDir, RUNNING_FILE), JSON.stringify({ pid: process.pid, httpPort: ports.HTTP ?? null }) + '\n')
+      cleanup.push(async () => { rmSync(join(config.dataDir, RUNNING_FILE), { force: true }) })
+    }
+    cleanup.push(() => listenerSet.close())
+
+    let closing: Promise<void> | null = null
+    return {
+      aedes,
+      db,
+      config,
+      log,
+      ports,
+      adminKey,
+      tokenSecret,
+      close: () => {
+        // Stop accepting first (listeners close last in `cleanup`, so they go first here), then
+        // close the sessions, then storage.
+        closing ??= undo()
+        return closing
+      },
+    }
+  } catch (err) {
+    await undo()
+    throw err
+  }
+}
+

@@ -1,0 +1,34 @@
+// DESIGN 6: the broker subscribes each device session itself, so a device needs no SUBSCRIBE round
+// trip and never builds a topic. For a persistent session (clean=false) the subscriptions are
+// written to the session store during CONNECT, before aedes restores the session's subscriptions:
+// they are live when the CONNACK leaves, and the store keeps queueing for the device while it is
+// away. A clean session is subscribed in memory once it is ready.
+import type { Aedes, Client, Subscription } from 'aedes'
+import type { Identity } from './auth/authenticate.ts'
+import { downlinkTopic, inboxTopic } from './topics.ts'
+
+/** The part of an aedes persistence (memory or Redis) this module uses. */
+export interface SessionStore {
+  subscriptionsByClient (client: { id: string }): Promise<Subscription[]>
+  addSubscriptions (client: Client, subs: Subscription[]): Promise<void>
+}
+
+export function sessionTopics (who: Identity): string[] {
+  return [inboxTopic(who.user), downlinkTopic(who.device)]
+}
+
+export async function prepareSession (store: SessionStore, client: Client, who: Identity): Promise<void> {
+  if (client.clean) return
+  const existing = new Set((await store.subscriptionsByClient(client)).map(sub => sub.topic))
+  for (const topic of sessionTopics(who)) {
+    // One topic per call: several at once can hang on Redis persistence (DESIGN pitfalls).
+    if (!existing.has(topic)) await store.addSubscriptions(client, [{ topic, qos: 1 }])
+  }
+}
+
+export function subscribeCleanSessions (broker: Aedes, identityOf: (client: Client) => Identity | null): void {
+  broker.on('clientReady', client => {
+    const who = identityOf(client)
+    if (client.clean && who) client.subscribe(sessionTopics(who).map(topic => ({ topic, qos: 1 as const })))
+  })
+}
