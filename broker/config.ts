@@ -31,7 +31,7 @@ export const settings = {
   tokenSecret: { env: 'TOKEN_SECRET', flag: 'token-secret', kind: 'secret', default: '', doc: 'HMAC key for access tokens; when empty one is made and kept in the database, shared by every node' },
   tokenTtl: { env: 'TOKEN_TTL', flag: 'token-ttl', kind: 'string', default: '30d', doc: 'lifetime of an issued access token (`90s`, `12h`, `30d`)' },
   logLevel: { env: 'LOG_LEVEL', flag: 'log-level', kind: 'level', default: 'info', doc: '`error`, `warn`, `info` or `debug`' },
-  authFreeFailures: { env: 'AUTH_FREE_FAILURES', flag: 'auth-free-failures', kind: 'integer', default: '3', doc: 'failed logins per login or address before each further attempt is slowed down' },
+  authFreeFailures: { env: 'AUTH_FREE_FAILURES', flag: 'auth-free-failures', kind: 'integer', default: '3', doc: 'failed logins of one login before each further attempt is slowed down (an address gets ten times as many)' },
   authMaxDelayMs: { env: 'AUTH_MAX_DELAY_MS', flag: 'auth-max-delay-ms', kind: 'integer', default: '10000', doc: 'the longest a failed-login slow-down delays a CONNACK' },
   maxPayload: { env: 'MAX_PAYLOAD', flag: 'max-payload', kind: 'integer', default: '65536', doc: 'largest uplink request in bytes; larger ones get TOO_LARGE' },
 } as const satisfies Record<string, Setting>

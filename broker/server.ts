@@ -117,7 +117,7 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
         done(Object.assign(new Error('server unavailable'), { returnCode: 3 as const }), false)
       })
     })
-    subscribeCleanSessions(aedes, identityOf)
+    subscribeCleanSessions(aedes, identityOf, log)
 
     const handleRequest = createRequestHandler({ broker: aedes, log, maxPayload: config.maxPayload })
     // Device publishes are never routed: the uplink goes to the chat service, anything else is

@@ -5,6 +5,7 @@
 // away. A clean session is subscribed in memory once it is ready.
 import type { Aedes, Client, Subscription } from 'aedes'
 import type { Identity } from './auth/authenticate.ts'
+import type { Logger } from './log.ts'
 import { downlinkTopic, inboxTopic } from './topics.ts'
 
 /** The part of an aedes persistence (memory or Redis) this module uses. */
@@ -26,9 +27,12 @@ export async function prepareSession (store: SessionStore, client: Client, who: 
   }
 }
 
-export function subscribeCleanSessions (broker: Aedes, identityOf: (client: Client) => Identity | null): void {
+export function subscribeCleanSessions (broker: Aedes, identityOf: (client: Client) => Identity | null, log: Logger): void {
   broker.on('clientReady', client => {
     const who = identityOf(client)
-    if (client.clean && who) client.subscribe(sessionTopics(who).map(topic => ({ topic, qos: 1 as const })))
+    if (!client.clean || !who) return
+    client.subscribe(sessionTopics(who).map(topic => ({ topic, qos: 1 as const })), err => {
+      if (err) log.error('clean session subscribe failed', { device: client.id, error: err.message })
+    })
   })
 }

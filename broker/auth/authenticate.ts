@@ -75,24 +75,24 @@ export async function checkConnect (deps: Deps, clientId: string, login: string 
 export function authenticateHook (deps: Deps): Aedes['authenticate'] {
   return (client, username, password, done) => {
     const address = addressOf(client)
-    const keys = [`login:${username ?? ''}`, `address:${address}`]
+    const attempt = { login: username ?? '', address }
     const fields = { login: username, device: client.id, address }
-    const delay = deps.throttle.delayFor(keys)
-    const attempt = async () => {
+    const delay = deps.throttle.delayFor(attempt)
+    const check = async () => {
       if (delay > 0) {
         deps.log.warn('login slowed down after repeated failures', { ...fields, delayMs: delay })
         await sleep(delay)
       }
       return checkConnect(deps, client.id, username, password)
     }
-    attempt().then(verdict => {
+    check().then(verdict => {
       if (verdict.ok) {
-        deps.throttle.succeed(keys[0])
+        deps.throttle.succeed(attempt)
         identities.set(client, verdict.identity)
         deps.log.info('device connected', { ...fields, user: verdict.identity.user, clean: client.clean })
         done(null, true)
       } else {
-        deps.throttle.fail(keys)
+        deps.throttle.fail(attempt)
         deps.log.warn('connect refused', { ...fields, returnCode: verdict.returnCode, reason: verdict.reason })
         done(refusal(verdict.returnCode, verdict.reason), false)
       }

@@ -1,16 +1,22 @@
 // Repeated login failures from one login or one address are slowed down: after `freeFailures`
-// failures, each further attempt waits twice as long as the one before (1 s, 2 s, 4 s, ...) up to
-// `maxDelayMs`. A success clears the login's count. Entries are forgotten after a quiet 15 minutes.
+// failures of a login, each further attempt waits twice as long as the one before (1 s, 2 s, 4 s,
+// ...) up to `maxDelayMs`. An address gets ten times as many free failures: mobile carriers put
+// many subscribers behind one NAT address, and one user's typos must not slow the others down.
+// A success clears the login's count. Entries are forgotten after a quiet 15 minutes.
 const FORGET_AFTER_MS = 15 * 60_000
 const MAX_KEYS = 100_000
 
 interface Entry { failures: number, last: number }
 
+const ADDRESS_FACTOR = 10
+
+export interface Attempt { login: string, address: string }
+
 export interface Throttle {
-  /** How long to hold back an attempt from these keys (login, address). */
-  delayFor (keys: string[], now?: number): number
-  fail (keys: string[], now?: number): void
-  succeed (key: string): void
+  /** How long to hold back this attempt. */
+  delayFor (attempt: Attempt, now?: number): number
+  fail (attempt: Attempt, now?: number): void
+  succeed (attempt: Attempt): void
 }
 
 export function createThrottle (freeFailures: number, maxDelayMs: number): Throttle {
@@ -23,15 +29,16 @@ export function createThrottle (freeFailures: number, maxDelayMs: number): Throt
     }
     return entry
   }
+  const keys = (attempt: Attempt) => [`login:${attempt.login}`, `address:${attempt.address}`]
+  const over = (failures: number, free: number) => failures < free ? 0 : Math.min(maxDelayMs, 1000 * 2 ** (failures - free))
   return {
-    delayFor (keys, now = Date.now()) {
-      let failures = 0
-      for (const key of keys) failures = Math.max(failures, live(key, now)?.failures ?? 0)
-      if (failures < freeFailures) return 0
-      return Math.min(maxDelayMs, 1000 * 2 ** (failures - freeFailures))
+    delayFor (attempt, now = Date.now()) {
+      const [login, address] = keys(attempt)
+      return Math.max(over(live(login, now)?.failures ?? 0, freeFailures),
+        over(live(address, now)?.failures ?? 0, freeFailures * ADDRESS_FACTOR))
     },
-    fail (keys, now = Date.now()) {
-      for (const key of keys) {
+    fail (attempt, now = Date.now()) {
+      for (const key of keys(attempt)) {
         const entry = live(key, now) ?? { failures: 0, last: now }
         entry.failures++
         entry.last = now
@@ -40,8 +47,8 @@ export function createThrottle (freeFailures: number, maxDelayMs: number): Throt
       }
       while (entries.size > MAX_KEYS) entries.delete(entries.keys().next().value!)
     },
-    succeed (key) {
-      entries.delete(key)
+    succeed (attempt) {
+      entries.delete(keys(attempt)[0])
     },
   }
 }

@@ -1,0 +1,237 @@
+// Test harness: a real broker on port 0 in one of two modes, real mqtt.js devices, real services.
+//   embedded: history in PGlite (a fresh temp folder), sessions in memory: runs anywhere.
+//   services: history in a fresh schema of a real Postgres, sessions and fan-out in a real Redis
+//             under a fresh key prefix, so tests run in parallel and again.
+// Under CI=true a missing service fails the test; elsewhere the services mode is skipped with a
+// line that says how to run it.
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import pg from 'pg'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import { loadConfig, type Config } from '../broker/config.ts'
+import { createLogger } from '../broker/log.ts'
+import { startBroker, type Broker } from '../broker/server.ts'
+import { addUser, tokenFor } from '../broker/admin/accounts.ts'
+import { wmq } from '../schema/generated/chat.js'
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const inCI = process.env.CI === 'true'
+
+export type Mode = 'embedded' | 'services'
+
+let reachability: Promise<string | null> | null = null
+
+/** null when Postgres and Redis both answer, else what is missing. */
+export function servicesMissing (): Promise<string | null> {
+  reachability ??= (async () => {
+    const missing: string[] = []
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 2000 })
+    try {
+      await client.connect()
+      await client.end()
+    } catch (err) {
+      missing.push(`Postgres at ${TEST_DATABASE_URL} (${(err as Error).message})`)
+    }
+    const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null })
+    redis.on('error', () => {})
+    try {
+      await redis.connect()
+      await redis.ping()
+    } catch (err) {
+      missing.push(`Redis at ${TEST_REDIS_URL} (${(err as Error).message})`)
+    } finally {
+      redis.disconnect()
+    }
+    return missing.length ? missing.join(' and ') : null
+  })()
+  return reachability
+}
+
+/**
+ * Runs `body` as a subtest in each mode. The services mode needs Postgres and Redis: under CI it
+ * fails without them; elsewhere it is skipped with instructions.
+ */
+export function eachMode (t: Test, name: string, body: (t: Test, mode: Mode) => Promise<void>): void {
+  t.test(`${name} [embedded]`, t => body(t, 'embedded'))
+  t.test(`${name} [services]`, async t => {
+    const missing = await servicesMissing()
+    if (missing) {
+      if (inCI) return t.fail(`CI=true and a service is missing: ${missing}`)
+      t.plan(0, `skipped: needs ${missing}; start Postgres and Redis (or set TEST_DATABASE_URL / TEST_REDIS_URL) to run it`)
+      return
+    }
+    await body(t, 'services')
+  })
+}
+
+export interface TestBroker {
+  broker: Broker
+  config: Config
+  mode: Mode
+  /** Every log line the broker wrote. */
+  logs: string[]
+  mqttUrl: string
+  /** Restarts the broker on the same data (same folder, schema and prefix); ports change. */
+  restart (): Promise<void>
+  addUser (login: string, password?: string): Promise<number>
+  token (login: string, ttlMs?: number): Promise<string>
+}
+
+export interface ModeStorage { overrides: Partial<Config>, drop (): Promise<void> }
+
+/** Fresh, isolated storage for one test in `mode`. */
+export async function freshStorage (mode: Mode): Promise<ModeStorage> {
+  const tag = randomBytes(5).toString('hex')
+  if (mode === 'embedded') {
+    const dataDir = mkdtempSync(join(tmpdir(), 'wmq-test-'))
+    return { overrides: { dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) }
+  }
+  const schema = `t_${tag}`
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL })
+  await admin.connect()
+  await admin.query(`CREATE SCHEMA ${schema}`)
+  await admin.end()
+  const url = new URL(TEST_DATABASE_URL)
+  url.searchParams.set('options', `-c search_path=${schema}`)
+  const redisPrefix = `wmqtest:${tag}:`
+  const dataDir = mkdtempSync(join(tmpdir(), 'wmq-test-'))
+  return {
+    overrides: { databaseUrl: url.toString(), redisUrl: TEST_REDIS_URL, redisPrefix, dataDir },
+    drop: async () => {
+      rmSync(dataDir, { recursive: true, force: true })
+      const db = new pg.Client({ connectionString: TEST_DATABASE_URL })
+      await db.connect()
+      await db.query(`DROP SCHEMA ${schema} CASCADE`)
+      await db.end()
+      const redis = new Redis(TEST_REDIS_URL)
+      const keys = await redis.keys(`${redisPrefix}*`)
+      if (keys.length) await redis.del(...keys)
+      redis.disconnect()
+    },
+  }
+}
+
+export function testConfig (overrides: Partial<Config> = {}): Config {
+  return {
+    ...loadConfig([], {}),
+    host: '127.0.0.1',
+    mqttPort: 0,
+    wsPort: 0,
+    httpPort: 0,
+    logLevel: 'debug',
+    ...overrides,
+  }
+}
+
+/** A broker for one test, closed and its storage dropped when the test ends. */
+export async function startTestBroker (t: Test, mode: Mode, overrides: Partial<Config> = {}): Promise<TestBroker> {
+  const storage = await freshStorage(mode)
+  const config = testConfig({ ...storage.overrides, ...overrides })
+  const logs: string[] = []
+  const log = createLogger(config.logLevel, line => {
+    logs.push(line)
+    if (process.env.TEST_LOG) process.stderr.write(line + '\n')
+  })
+  const tb: TestBroker = {
+    broker: await startBroker(config, log),
+    config,
+    mode,
+    logs,
+    get mqttUrl () { return `mqtt://127.0.0.1:${this.broker.ports.MQTT}` },
+    async restart () {
+      await this.broker.close()
+      this.broker = await startBroker(config, log)
+    },
+    async addUser (login, password = 'correct horse') {
+      return (await addUser(this.broker.db, login, password)).id
+    },
+    async token (login, ttlMs = 3_600_000) {
+      return (await tokenFor(this.broker.db, this.broker.tokenSecret, login, ttlMs)).token
+    },
+  }
+  t.teardown(async () => {
+    await tb.broker.close()
+    await storage.drop()
+  })
+  return tb
+}
+
+export interface Device {
+  client: MqttClient
+  /** Every Downlink received, with its topic. */
+  received: Array<{ topic: string, downlink: wmq.Downlink }>
+  /** Resolves with the first received Downlink (past or future) that matches. */
+  next (match: (d: wmq.Downlink, topic: string) => boolean, what?: string): Promise<wmq.Downlink>
+  request (uplink: wmq.IUplink): Promise<void>
+  end (): Promise<void>
+}
+
+const WAIT_LIMIT_MS = 15_000
+
+/** Connects an mqtt.js client (MQTT 3.1.1, clean=false unless told) and resolves on CONNACK. */
+export function connectRaw (url: string, options: IClientOptions): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(url, { protocolVersion: 4, clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ...options })
+    client.once('connect', () => resolve(client))
+    client.once('error', err => {
+      client.end(true)
+      reject(err)
+    })
+  })
+}
+
+export async function connectDevice (url: string, options: IClientOptions): Promise<Device> {
+  const received: Device['received'] = []
+  const waiters = new Set<() => void>()
+  const client = await connectRaw(url, options)
+  client.on('message', (topic, payload) => {
+    received.push({ topic, downlink: wmq.Downlink.decode(payload) })
+    for (const wake of waiters) wake()
+  })
+  return {
+    client,
+    received,
+    next (match, what = 'a matching downlink') {
+      return new Promise((resolve, reject) => {
+        let seen = 0
+        const check = () => {
+          for (; seen < received.length; seen++) {
+            if (match(received[seen].downlink, received[seen].topic)) {
+              cleanup()
+              resolve(received[seen].downlink)
+              return
+            }
+          }
+        }
+        // A limit so a broken broker fails the test instead of hanging it; not a timing assertion.
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`no ${what} within ${WAIT_LIMIT_MS} ms`)) }, WAIT_LIMIT_MS)
+        const cleanup = () => { clearTimeout(timer); waiters.delete(check) }
+        waiters.add(check)
+        check()
+      })
+    },
+    request (uplink) {
+      return new Promise((resolve, reject) => client.publish('s', Buffer.from(wmq.Uplink.encode(uplink).finish()), { qos: 1 },
+        err => err ? reject(err) : resolve()))
+    },
+    end () {
+      // mqtt.js does not call back an end() of a connection the broker already closed.
+      if (!client.connected) return new Promise(resolve => client.end(true, {}, () => resolve()))
+      return new Promise(resolve => client.end(false, {}, () => resolve()))
+    },
+  }
+}
+
+/** Closes every device at the end of the test. */
+export function closeAtEnd (t: Test, ...devices: Array<Device | MqttClient>): void {
+  t.teardown(() => Promise.all(devices.map(d => 'client' in d ? d.end() : new Promise<void>(resolve => d.end(true, {}, () => resolve())))).then(() => {}))
+}
+
+/** Publishes an event to a user's inbox the way the chat service does, and waits for the broker. */
+export { sendToUser, replyTo } from '../broker/chat/reply.ts'
+export { wmq }
