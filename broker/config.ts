@@ -3,7 +3,7 @@
 // (test/config.test.ts), so a knob added here without a row there fails the suite.
 import { parseArgs } from 'node:util'
 
-type Kind = 'port' | 'string' | 'secret' | 'integer' | 'level'
+type Kind = 'port' | 'string' | 'secret' | 'integer' | 'level' | 'duration' | 'switch'
 
 interface Setting {
   env: string
@@ -34,6 +34,17 @@ export const settings = {
   authFreeFailures: { env: 'AUTH_FREE_FAILURES', flag: 'auth-free-failures', kind: 'integer', default: '3', doc: 'failed logins of one login before each further attempt is slowed down (an address gets ten times as many)' },
   authMaxDelayMs: { env: 'AUTH_MAX_DELAY_MS', flag: 'auth-max-delay-ms', kind: 'integer', default: '10000', doc: 'the longest a failed-login slow-down delays a CONNACK' },
   maxPayload: { env: 'MAX_PAYLOAD', flag: 'max-payload', kind: 'integer', default: '65536', doc: 'largest uplink request in bytes; larger ones get TOO_LARGE' },
+  maxBody: { env: 'MAX_BODY', flag: 'max-body', kind: 'integer', default: '16384', doc: "largest message content in bytes (text, media description with its thumbnail, custom data)" },
+  sendBatchMax: { env: 'SEND_BATCH_MAX', flag: 'send-batch-max', kind: 'integer', default: '500', doc: 'most sends stored in one transaction (group commit)' },
+  historyPage: { env: 'HISTORY_PAGE', flag: 'history-page', kind: 'integer', default: '20', doc: 'messages in a history page when the device asks for no number' },
+  historyPageMax: { env: 'HISTORY_PAGE_MAX', flag: 'history-page-max', kind: 'integer', default: '100', doc: 'most messages in one history or conversation-list page' },
+  historyPageBytes: { env: 'HISTORY_PAGE_BYTES', flag: 'history-page-bytes', kind: 'integer', default: '8192', doc: 'a history page stops growing past this many bytes (at least one message), so a 20 kbit/s link is never blocked for long' },
+  maxGroupSize: { env: 'MAX_GROUP_SIZE', flag: 'max-group-size', kind: 'integer', default: '500', doc: 'most members of a group' },
+  recallWindow: { env: 'RECALL_WINDOW', flag: 'recall-window', kind: 'duration', default: '2m', doc: 'how long after sending a sender may recall a message' },
+  groupReceipts: { env: 'GROUP_RECEIPTS', flag: 'group-receipts', kind: 'switch', default: 'on', doc: "`on`: group members get each other's read receipts; `off`: only the reader's own devices do" },
+  typingInterval: { env: 'TYPING_INTERVAL', flag: 'typing-interval', kind: 'duration', default: '2s', doc: 'a device sends at most one typing event per conversation this often; more are dropped' },
+  offlineQueueMax: { env: 'OFFLINE_QUEUE_MAX', flag: 'offline-queue-max', kind: 'integer', default: '1000', doc: 'most messages queued for a device that is away; older ones are left to history sync' },
+  offlineQueueTtl: { env: 'OFFLINE_QUEUE_TTL', flag: 'offline-queue-ttl', kind: 'duration', default: '7d', doc: 'how long a message waits in the queue of a device that is away; then history sync covers it' },
 } as const satisfies Record<string, Setting>
 
 export type SettingName = keyof typeof settings
@@ -63,6 +74,17 @@ export interface Config {
   authFreeFailures: number
   authMaxDelayMs: number
   maxPayload: number
+  maxBody: number
+  sendBatchMax: number
+  historyPage: number
+  historyPageMax: number
+  historyPageBytes: number
+  maxGroupSize: number
+  recallWindowMs: number
+  groupReceipts: boolean
+  typingIntervalMs: number
+  offlineQueueMax: number
+  offlineQueueTtlMs: number
 }
 
 /** A setting that cannot be parsed. */
@@ -86,6 +108,11 @@ function parseInteger (name: SettingName, value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${settings[name].env} must be a whole number, not "${value}"`)
   return n
+}
+
+function parseSwitch (name: SettingName, value: string): boolean {
+  if (value === 'on' || value === 'off') return value === 'on'
+  throw new ConfigError(`${settings[name].env} must be "on" or "off", not "${value}"`)
 }
 
 /** "90s", "12h", "30d", or plain milliseconds. */
@@ -139,6 +166,17 @@ export function loadConfig (argv: string[] = [], env: NodeJS.ProcessEnv = proces
     authFreeFailures: parseInteger('authFreeFailures', raw('authFreeFailures')),
     authMaxDelayMs: parseInteger('authMaxDelayMs', raw('authMaxDelayMs')),
     maxPayload: parseInteger('maxPayload', raw('maxPayload')),
+    maxBody: parseInteger('maxBody', raw('maxBody')),
+    sendBatchMax: Math.max(1, parseInteger('sendBatchMax', raw('sendBatchMax'))),
+    historyPage: Math.max(1, parseInteger('historyPage', raw('historyPage'))),
+    historyPageMax: Math.max(1, parseInteger('historyPageMax', raw('historyPageMax'))),
+    historyPageBytes: parseInteger('historyPageBytes', raw('historyPageBytes')),
+    maxGroupSize: Math.max(2, parseInteger('maxGroupSize', raw('maxGroupSize'))),
+    recallWindowMs: parseDuration(raw('recallWindow')),
+    groupReceipts: parseSwitch('groupReceipts', raw('groupReceipts')),
+    typingIntervalMs: parseDuration(raw('typingInterval')),
+    offlineQueueMax: Math.max(1, parseInteger('offlineQueueMax', raw('offlineQueueMax'))),
+    offlineQueueTtlMs: parseDuration(raw('offlineQueueTtl')),
   }
   if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
     throw new ConfigError('TLS_KEY and TLS_CERT go together: set both or neither')

@@ -9,7 +9,9 @@ import { wmq } from '../schema/generated/chat.js'
 import { mayPublish, maySubscribe } from './acl.ts'
 import { authenticateHook, identityOf, preConnectHook } from './auth/authenticate.ts'
 import { createThrottle } from './auth/throttle.ts'
+import { createChatContext } from './chat/context.ts'
 import { createRequestHandler } from './chat/requests.ts'
+import { createMessageWriter } from './chat/writer.ts'
 import { errorReply, replyTo } from './chat/reply.ts'
 import { StartError, type Config } from './config.ts'
 import { httpHandler } from './http.ts'
@@ -119,7 +121,10 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     })
     subscribeCleanSessions(aedes, identityOf, log)
 
-    const handleRequest = createRequestHandler({ broker: aedes, log, maxPayload: config.maxPayload })
+    const writer = createMessageWriter(db, log, config.sendBatchMax)
+    cleanup.push(() => writer.flush()) // at shutdown: after the listeners close, before the sessions
+    const chat = createChatContext({ broker: aedes, db, log, writer, limits: config })
+    const handleRequest = createRequestHandler(chat)
     // Device publishes are never routed: the uplink goes to the chat service, anything else is
     // refused with an Error on the device's downlink. MQTT 3.1.1 lets a server acknowledge a
     // PUBLISH it does not authorize [MQTT-3.3.5-2]; the device keeps its connection.
@@ -146,6 +151,11 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
         route(packet, client ?? null, done ?? (() => {}))
       },
     })
+    // DESIGN 7, no echo: a packet the broker publishes with a `clientId` goes to every subscriber but
+    // that device (aedes keeps `clientId` on a packet through fan-out and the offline queue; its
+    // MQTT 5 no-local flag is per subscription and cannot serve). Device publishes are never
+    // routed, so no other packet carries a `clientId`.
+    aedes.authorizeForward = (client, packet) => (packet as { clientId?: string }).clientId === client.id ? null : packet
     aedes.authorizeSubscribe = (client, sub, done) => {
       const who = identityOf(client)
       if (who && maySubscribe(who, sub.topic, () => false)) return done(null, sub)

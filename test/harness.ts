@@ -235,3 +235,29 @@ export function closeAtEnd (t: Test, ...devices: Array<Device | MqttClient>): vo
 /** Publishes an event to a user's inbox the way the chat service does, and waits for the broker. */
 export { sendToUser, replyTo } from '../broker/chat/reply.ts'
 export { wmq }
+
+/** A fresh client_msg_id: 8 random bytes, as the SDK makes them. */
+export const newClientMsgId = (): Uint8Array => new Uint8Array(randomBytes(8))
+
+let nextRef = 1
+
+/** Sends a text and resolves with the broker's reply to it (a SendAck or an Error). */
+export async function sendText (device: Device, to: { user?: number, group?: number }, text: string,
+  clientMsgId = newClientMsgId()): Promise<wmq.Downlink> {
+  const ref = nextRef++
+  const reply = device.next(d => d.ref === ref, `reply to send ${ref}`)
+  await device.request({ ref, send: { clientMsgId, ...to, content: { text } } })
+  return reply
+}
+
+/** Sends any request and resolves with the reply carrying its ref. */
+export async function ask (device: Device, request: Omit<wmq.IUplink, 'ref'>): Promise<wmq.Downlink> {
+  const ref = nextRef++
+  const reply = device.next(d => d.ref === ref, `reply to request ${ref}`)
+  await device.request({ ...request, ref })
+  return reply
+}
+
+/** The texts of the chat messages a device received, in arrival order. */
+export const textsOf = (device: Device): string[] =>
+  device.received.filter(r => r.downlink.message).map(r => r.downlink.message!.content?.text ?? '')

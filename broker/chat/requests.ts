@@ -1,30 +1,29 @@
 // The uplink: every request a device publishes on `s`, one protobuf Uplink (DESIGN §Topics).
 // One switch on the request kind; each kind has its own handler file (STYLE). Requests of one
-// device are handled one after another, in the order it sent them (issue 3 §2); devices run in
+// device are taken one after another, in the order it sent them (issue 3 §2); devices run in
 // parallel. Every request gets its reply or an Error with a code from the enum.
-import type { Aedes } from 'aedes'
 import { wmq } from '../../schema/generated/chat.js'
 import type { Identity } from '../auth/authenticate.ts'
-import type { Logger } from '../log.ts'
-import { errorReply, replyTo, type DownlinkEvent } from './reply.ts'
+import type { ChatContext } from './context.ts'
+import { RequestError } from './errors.ts'
+import { errorReply, publishBytes, replyTo, type DownlinkEvent } from './reply.ts'
+import { send } from './send.ts'
+import { syncConversations, syncHistory } from './sync.ts'
+import { isUnavailable } from '../storage/db.ts'
+import { downlinkTopic } from '../topics.ts'
 
-export interface ChatContext {
-  broker: Aedes
-  log: Logger
-  maxPayload: number
-}
+/** A reply that comes after the device's next requests may start (a send's, after its commit). */
+export interface Later { later: Promise<DownlinkEvent> }
 
-/** A request that cannot be served: the device gets `code`, nothing was changed. */
-export class RequestError extends Error {
-  constructor (readonly code: wmq.ErrorCode, detail: string) {
-    super(detail)
-  }
-}
+/** An event (its ref is set here), encoded bytes that carry the ref already, or nothing. */
+type Reply = DownlinkEvent | Buffer | Later | null
 
-type Handler = (ctx: ChatContext, who: Identity, request: wmq.Uplink) => Promise<DownlinkEvent | null>
-
-async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): Promise<DownlinkEvent | null> {
+async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): Promise<Reply> {
+  const ref = request.ref
   switch (request.request) {
+    case 'send': return send(ctx, who, request.send!)
+    case 'syncConversations': return syncConversations(ctx, who, ref, request.syncConversations!)
+    case 'syncHistory': return syncHistory(ctx, who, ref, request.syncHistory!)
     case 'ping': return { pong: { time: Date.now() } }
     default: throw new RequestError(wmq.ErrorCode.UNKNOWN_REQUEST, `request "${request.request ?? 'none'}" is not served`)
   }
@@ -44,33 +43,49 @@ function decode (payload: Buffer, maxPayload: number): wmq.Uplink {
 export function createRequestHandler (ctx: ChatContext): (who: Identity, payload: Buffer) => Promise<void> {
   const queues = new Map<number, Promise<void>>()
 
-  async function serve (who: Identity, payload: Buffer): Promise<void> {
-    let ref = 0
-    let reply: DownlinkEvent | null
-    try {
-      const request = decode(payload, ctx.maxPayload)
-      ref = request.ref
-      const answer = await dispatch(ctx, who, request)
-      reply = answer && { ...answer, ref }
-    } catch (err) {
-      if (err instanceof RequestError) {
-        ctx.log.info('request refused', { user: who.user, device: who.device, code: wmq.ErrorCode[err.code], detail: err.message })
-        reply = errorReply(ref, err.code, err.message)
-      } else {
-        ctx.log.error('request failed', { user: who.user, device: who.device, error: (err as Error).message })
-        reply = errorReply(ref, wmq.ErrorCode.INTERNAL, 'internal error: the request had no effect')
-      }
+  const failure = (who: Identity, ref: number, err: unknown): DownlinkEvent => {
+    if (err instanceof RequestError) {
+      ctx.log.info('request refused', { user: who.user, device: who.device, ref, code: wmq.ErrorCode[err.code], detail: err.message })
+      return errorReply(ref, err.code, err.message)
     }
-    if (reply) await replyTo(ctx.broker, who.device, reply)
+    ctx.log.error('request failed', { user: who.user, device: who.device, ref, error: (err as Error).message })
+    return isUnavailable(err)
+      ? errorReply(ref, wmq.ErrorCode.UNAVAILABLE, 'storage unavailable: nothing was stored, retry later')
+      : errorReply(ref, wmq.ErrorCode.INTERNAL, 'internal error: the request had no effect')
+  }
+
+  const answer = async (who: Identity, ref: number, reply: DownlinkEvent | Buffer | null) => {
+    if (reply === null) return
+    if (Buffer.isBuffer(reply)) return publishBytes(ctx.broker, downlinkTopic(who.device), reply)
+    return replyTo(ctx.broker, who.device, { ...reply, ref })
+  }
+
+  /** Resolves once the request is taken (a send: appended to the writer), not when answered. */
+  async function take (who: Identity, payload: Buffer): Promise<void> {
+    let ref = 0
+    try {
+      const request = decode(payload, ctx.limits.maxPayload)
+      ref = request.ref
+      const reply = await dispatch(ctx, who, request)
+      if (reply !== null && !Buffer.isBuffer(reply) && 'later' in reply) {
+        const refNow = ref
+        reply.later.then(event => answer(who, refNow, event), err => answer(who, refNow, failure(who, refNow, err)))
+          .catch(err => ctx.log.error('reply failed', { device: who.device, error: (err as Error).message }))
+        return
+      }
+      await answer(who, ref, reply)
+    } catch (err) {
+      await answer(who, ref, failure(who, ref, err))
+    }
   }
 
   return (who, payload) => {
     const previous = queues.get(who.device) ?? Promise.resolve()
-    const next = previous.then(() => serve(who, payload)).catch(err => {
+    const next = previous.then(() => take(who, payload)).catch(err => {
       ctx.log.error('reply failed', { device: who.device, error: (err as Error).message })
     })
     queues.set(who.device, next)
-    next.finally(() => { if (queues.get(who.device) === next) queues.delete(who.device) })
+    void next.finally(() => { if (queues.get(who.device) === next) queues.delete(who.device) })
     return next
   }
 }

@@ -20,6 +20,13 @@ export interface Db extends Queryable {
 
 const INT8 = 20
 
+/** True when a query failed because the database cannot be reached (not because of the query). */
+export function isUnavailable (err: unknown): boolean {
+  const { code, message } = err as { code?: string, message?: string }
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001'].includes(code ?? '') ||
+    /Connection terminated|connection is closed|Client has encountered a connection error/i.test(message ?? '')
+}
+
 export async function openPostgres (url: string): Promise<Db> {
   const types = {
     getTypeParser: (oid: number, format?: 'text' | 'binary') =>

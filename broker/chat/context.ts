@@ -1,0 +1,42 @@
+// What every request handler gets: the broker to publish with, storage, the writer, the limits.
+import type { Aedes } from 'aedes'
+import type { Config } from '../config.ts'
+import type { Logger } from '../log.ts'
+import type { Db } from '../storage/db.ts'
+import { directConversation } from '../storage/messages.ts'
+import { findUserById } from '../storage/users.ts'
+import { wmq } from '../../schema/generated/chat.js'
+import { RequestError } from './errors.ts'
+import type { MessageWriter } from './writer.ts'
+
+export type ChatLimits = Pick<Config, 'maxPayload' | 'maxBody' | 'historyPage' | 'historyPageMax' | 'historyPageBytes' |
+  'maxGroupSize' | 'recallWindowMs' | 'groupReceipts' | 'typingIntervalMs'>
+
+export interface ChatContext {
+  broker: Aedes
+  db: Db
+  log: Logger
+  writer: MessageWriter
+  limits: ChatLimits
+  /** The 1:1 conversation of two users (cached: it never changes once made). */
+  directConversation (a: number, b: number): Promise<number>
+}
+
+const CACHE_LIMIT = 100_000
+
+export function createChatContext (base: Omit<ChatContext, 'directConversation'>): ChatContext {
+  const direct = new Map<string, number>()
+  return {
+    ...base,
+    async directConversation (a, b) {
+      const key = a < b ? `${a}:${b}` : `${b}:${a}`
+      const cached = direct.get(key)
+      if (cached !== undefined) return cached
+      if (!await findUserById(base.db, b)) throw new RequestError(wmq.ErrorCode.UNKNOWN_USER, `no user ${b}`)
+      const id = await base.db.transaction(tx => directConversation(tx, a, b))
+      if (direct.size >= CACHE_LIMIT) direct.clear()
+      direct.set(key, id)
+      return id
+    },
+  }
+}

@@ -1,0 +1,212 @@
+// Conversations and messages: the SQL of the send path. A batch of sends is stored with a fixed
+// number of statements whatever its size (group commit, issue 3 §3).
+import type { Queryable } from './db.ts'
+
+/** A message as stored: its content is wmq.Content protobuf bytes (empty once recalled). */
+export interface StoredMessage {
+  conversation: number
+  seq: number
+  sender: number
+  clientMsgId: Uint8Array | null
+  time: number
+  content: Uint8Array
+  recalled: boolean
+  isGroup: boolean
+}
+
+export interface PendingSend {
+  sender: number
+  clientMsgId: Uint8Array
+  conversation: number
+  content: Uint8Array
+  /** The device named a group: a 1:1 conversation's id is no group. */
+  toGroup: boolean
+}
+
+export type SendOutcome =
+  | { ok: true, message: StoredMessage, repeat: boolean, members: number[] }
+  | { ok: false, reason: 'unknown conversation' | 'not a member' }
+
+const key = (sender: number, clientMsgId: Uint8Array) => `${sender}:${Buffer.from(clientMsgId).toString('base64')}`
+const buffers = (list: Uint8Array[]) => list.map(b => Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+
+/**
+ * Stores a batch of sends in arrival order, in the caller's transaction.
+ * DESIGN 3: a repeat of (sender, client_msg_id), earlier or in this batch, returns the first.
+ * DESIGN 2: each new message gets seq = last + 1 of its conversation.
+ */
+export async function storeSends (tx: Queryable, sends: PendingSend[], now: number): Promise<SendOutcome[]> {
+  const earlier = new Map<string, StoredMessage>()
+  for (const row of await tx.query<StoredMessage>(
+    `SELECT m.conversation_id AS conversation, m.seq, m.sender_id AS sender, m.client_msg_id AS "clientMsgId",
+            m.sent_at AS time, m.content, m.recalled, c.is_group AS "isGroup"
+       FROM unnest($1::bigint[], $2::bytea[]) AS k(sender, cmid)
+       JOIN messages m ON m.sender_id = k.sender AND m.client_msg_id = k.cmid
+       JOIN conversations c ON c.id = m.conversation_id`,
+    [sends.map(s => s.sender), buffers(sends.map(s => s.clientMsgId))])) {
+    earlier.set(key(row.sender, row.clientMsgId!), row)
+  }
+
+  const conversations = [...new Set(sends.map(s => s.conversation))]
+  const known = new Map<number, { isGroup: boolean, members: number[] }>()
+  for (const row of await tx.query<{ id: number, isGroup: boolean, member: number | null }>(
+    `SELECT c.id, c.is_group AS "isGroup", mb.user_id AS member
+       FROM conversations c LEFT JOIN members mb ON mb.conversation_id = c.id AND mb.left_seq IS NULL
+      WHERE c.id = ANY($1::bigint[])`, [conversations])) {
+    const entry = known.get(row.id) ?? { isGroup: row.isGroup, members: [] }
+    if (row.member !== null) entry.members.push(row.member)
+    known.set(row.id, entry)
+  }
+
+  // Decide each send in arrival order; count the new messages per conversation.
+  const outcomes: Array<SendOutcome | { fresh: PendingSend, index: number }> = []
+  const inBatch = new Map<string, number>()
+  const counts = new Map<number, number>()
+  for (const send of sends) {
+    const k = key(send.sender, send.clientMsgId)
+    const conversation = known.get(send.conversation)
+    const stored = earlier.get(k)
+    if (stored) {
+      outcomes.push({ ok: true, message: stored, repeat: true, members: known.get(stored.conversation)?.members ?? [] })
+    } else if (inBatch.has(k)) {
+      outcomes.push({ fresh: send, index: inBatch.get(k)! }) // resolved below to the first one's result
+    } else if (!conversation || conversation.isGroup !== send.toGroup) {
+      outcomes.push({ ok: false, reason: 'unknown conversation' })
+    } else if (!conversation.members.includes(send.sender)) {
+      outcomes.push({ ok: false, reason: 'not a member' })
+    } else {
+      inBatch.set(k, outcomes.length)
+      counts.set(send.conversation, (counts.get(send.conversation) ?? 0) + 1)
+      outcomes.push({ fresh: send, index: outcomes.length })
+    }
+  }
+  if (counts.size === 0) return outcomes as SendOutcome[] // nothing new: no send is 'fresh'
+
+  const lastSeq = new Map<number, number>()
+  for (const row of await tx.query<{ id: number, lastSeq: number }>(
+    `UPDATE conversations c SET last_seq = c.last_seq + n.count, activity = nextval('activity_cursor')
+       FROM unnest($1::bigint[], $2::int[]) AS n(id, count) WHERE c.id = n.id
+     RETURNING c.id, c.last_seq AS "lastSeq"`, [[...counts.keys()], [...counts.values()]])) {
+    lastSeq.set(row.id, row.lastSeq - counts.get(row.id)!) // the last seq before this batch
+  }
+
+  const created: StoredMessage[] = []
+  const readUpTo = new Map<string, [number, number, number]>() // conversation:sender -> [c, s, seq]
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i]
+    if (!('fresh' in o) || o.index !== i) continue
+    const seq = lastSeq.get(o.fresh.conversation)! + 1
+    lastSeq.set(o.fresh.conversation, seq)
+    const message: StoredMessage = {
+      conversation: o.fresh.conversation,
+      seq,
+      sender: o.fresh.sender,
+      clientMsgId: o.fresh.clientMsgId,
+      time: now,
+      content: o.fresh.content,
+      recalled: false,
+      isGroup: known.get(o.fresh.conversation)!.isGroup,
+    }
+    created.push(message)
+    readUpTo.set(`${message.conversation}:${message.sender}`, [message.conversation, message.sender, seq])
+    outcomes[i] = { ok: true, message, repeat: false, members: known.get(message.conversation)!.members }
+  }
+  await tx.query(
+    `INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, sent_at, content)
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[], $6::bytea[])`,
+    [created.map(m => m.conversation), created.map(m => m.seq), created.map(m => m.sender),
+      buffers(created.map(m => m.clientMsgId!)), created.map(m => m.time), buffers(created.map(m => m.content))])
+  // Sending is reading: the sender's own messages never count as unread for the sender.
+  const reads = [...readUpTo.values()]
+  await tx.query(
+    `UPDATE members m SET read_seq = greatest(m.read_seq, r.seq), delivered_seq = greatest(m.delivered_seq, r.seq)
+       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS r(conversation, sender, seq)
+      WHERE m.conversation_id = r.conversation AND m.user_id = r.sender`,
+    [reads.map(r => r[0]), reads.map(r => r[1]), reads.map(r => r[2])])
+  // A repeat within the batch gets the first one's result, as a repeat.
+  return outcomes.map(o => 'fresh' in o ? { ...outcomes[o.index] as SendOutcome & { ok: true }, repeat: true } : o)
+}
+
+/**
+ * The 1:1 conversation of two users, made (with both as members) on first use. Talking to
+ * yourself is allowed: a "saved messages" conversation with one member.
+ */
+export async function directConversation (tx: Queryable, a: number, b: number): Promise<number> {
+  const [low, high] = a <= b ? [a, b] : [b, a]
+  const made = await tx.query<{ id: number }>(
+    `INSERT INTO conversations (is_group, user_low, user_high) VALUES (false, $1, $2)
+     ON CONFLICT (user_low, user_high) DO NOTHING RETURNING id`, [low, high])
+  if (made[0]) {
+    await tx.query(`INSERT INTO members (conversation_id, user_id) SELECT $1, u FROM unnest($2::bigint[]) AS u`,
+      [made[0].id, [...new Set([low, high])]])
+    return made[0].id
+  }
+  const found = await tx.query<{ id: number }>('SELECT id FROM conversations WHERE user_low = $1 AND user_high = $2', [low, high])
+  return found[0].id
+}
+
+export interface Membership { joinedSeq: number, leftSeq: number | null, readSeq: number, isGroup: boolean, lastSeq: number }
+
+/** The user's place in a conversation; null when not a member now or before. */
+export async function membership (db: Queryable, conversation: number, user: number): Promise<Membership | null> {
+  const rows = await db.query<Membership>(
+    `SELECT m.joined_seq AS "joinedSeq", m.left_seq AS "leftSeq", m.read_seq AS "readSeq", c.is_group AS "isGroup", c.last_seq AS "lastSeq"
+       FROM members m JOIN conversations c ON c.id = m.conversation_id
+      WHERE m.conversation_id = $1 AND m.user_id = $2`, [conversation, user])
+  return rows[0] ?? null
+}
+
+export async function conversationExists (db: Queryable, conversation: number): Promise<boolean> {
+  return (await db.query('SELECT 1 FROM conversations WHERE id = $1', [conversation])).length > 0
+}
+
+const MESSAGE_COLUMNS = `m.conversation_id AS conversation, m.seq, m.sender_id AS sender, m.client_msg_id AS "clientMsgId",
+  m.sent_at AS time, m.content, m.recalled`
+
+/**
+ * Messages of a conversation that `user` may see, seq in (after, before), not deleted for the user,
+ * ascending; from the low end, or from the high end when `newestFirst`.
+ */
+export async function historyRange (db: Queryable, user: number, conversation: number, isGroup: boolean,
+  after: number, before: number, limit: number, newestFirst: boolean): Promise<StoredMessage[]> {
+  const rows = await db.query<Omit<StoredMessage, 'isGroup'>>(
+    `SELECT ${MESSAGE_COLUMNS} FROM messages m
+      WHERE m.conversation_id = $1 AND m.seq > $2 AND m.seq < $3
+        AND NOT EXISTS (SELECT 1 FROM deletions d WHERE d.user_id = $4 AND d.conversation_id = m.conversation_id AND d.seq = m.seq)
+      ORDER BY m.seq ${newestFirst ? 'DESC' : 'ASC'} LIMIT $5`, [conversation, after, before, user, limit])
+  const messages = rows.map(row => ({ ...row, isGroup }))
+  return newestFirst ? messages.reverse() : messages
+}
+
+export interface ConversationRow {
+  conversation: number
+  lastSeq: number
+  isGroup: boolean
+  cursor: number
+  readSeq: number
+  leftSeq: number | null
+  name: string | null
+  peer: number | null
+}
+
+/** The user's conversations whose activity is past `since`, oldest change first. */
+export async function conversationsSince (db: Queryable, user: number, since: number, limit: number): Promise<ConversationRow[]> {
+  return db.query<ConversationRow>(
+    `SELECT c.id AS conversation, c.last_seq AS "lastSeq", c.is_group AS "isGroup",
+            greatest(c.activity, m.activity) AS cursor, m.read_seq AS "readSeq", m.left_seq AS "leftSeq", g.name,
+            CASE WHEN c.is_group THEN NULL WHEN c.user_low = $1 THEN c.user_high ELSE c.user_low END AS peer
+       FROM members m JOIN conversations c ON c.id = m.conversation_id LEFT JOIN groups g ON g.id = c.id
+      WHERE m.user_id = $1 AND greatest(c.activity, m.activity) > $2
+      ORDER BY cursor LIMIT $3`, [user, since, limit])
+}
+
+/** The messages at these (conversation, seq) places, for previews. */
+export async function messagesAt (db: Queryable, places: Array<{ conversation: number, seq: number, isGroup: boolean }>): Promise<StoredMessage[]> {
+  if (places.length === 0) return []
+  const rows = await db.query<Omit<StoredMessage, 'isGroup'>>(
+    `SELECT ${MESSAGE_COLUMNS} FROM unnest($1::bigint[], $2::bigint[]) AS p(conversation, seq)
+       JOIN messages m ON m.conversation_id = p.conversation AND m.seq = p.seq`,
+    [places.map(p => p.conversation), places.map(p => p.seq)])
+  const groups = new Map(places.map(p => [p.conversation, p.isGroup]))
+  return rows.map(row => ({ ...row, isGroup: groups.get(row.conversation) ?? false }))
+}

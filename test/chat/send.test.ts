@@ -1,0 +1,49 @@
+// Issue 3 §1-2: send, SendAck after commit, delivery to every device of every member but the sender.
+import t from 'tap'
+import { ask, closeAtEnd, connectDevice, eachMode, newClientMsgId, sendText, startTestBroker, textsOf, wmq } from '../harness.ts'
+
+eachMode(t, 'two users, three devices', async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  const alice = await tb.addUser('alice')
+  const bob = await tb.addUser('bob')
+  const connect = async (login: string, device: string) =>
+    connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login) })
+  const [a1, a2, b1] = [await connect('alice', 'a1'), await connect('alice', 'a2'), await connect('bob', 'b1')]
+  closeAtEnd(t, a1, a2, b1)
+
+  const first = await sendText(a1, { user: bob }, 'hi bob')
+  t.ok(first.sendAck, 'the sender gets a SendAck')
+  const conversation = first.sendAck!.conversation
+  t.equal(first.sendAck!.seq, 1, 'seq 1 in a new conversation')
+  const second = await sendText(b1, { user: alice }, 'hi alice')
+  t.same([second.sendAck!.conversation, second.sendAck!.seq], [conversation, 2], 'the reply is seq 2 of the same conversation')
+  const third = await sendText(a2, { user: bob }, 'from my other phone')
+  t.equal(third.sendAck!.seq, 3)
+
+  await b1.next(d => d.message?.seq === 3, 'message 3 on b1')
+  await a1.next(d => d.message?.seq === 3, 'message 3 on a1')
+  await a2.next(d => d.message?.seq === 2, 'message 2 on a2')
+  t.same(textsOf(b1), ['hi bob', 'from my other phone'], "bob's device gets alice's messages in seq order, not its own")
+  t.same(textsOf(a1), ['hi alice', 'from my other phone'], "a1 gets bob's message and a2's, not an echo of its own")
+  t.same(textsOf(a2), ['hi bob', 'hi alice'], "a2 gets a1's message and bob's")
+
+  const onA2 = a2.received.find(r => r.downlink.message?.seq === 1)!
+  t.equal(onA2.topic, `u/${alice.toString(36)}`, 'messages arrive on the user inbox')
+  t.equal(Number(onA2.downlink.message!.peer), bob, "the sender's other device learns the peer")
+  t.equal(onA2.downlink.message!.clientMsgId?.length, 8, "and the sender's client_msg_id")
+  const onB1 = b1.received.find(r => r.downlink.message?.seq === 1)!.downlink.message!
+  t.same({ sender: Number(onB1.sender), peer: Number(onB1.peer), cmid: onB1.clientMsgId?.length ?? 0, time: Number(onB1.time) === Number(first.sendAck!.time) },
+    { sender: alice, peer: 0, cmid: 0, time: true }, 'the recipient gets the sender and the commit time, no client_msg_id')
+
+  const rows = await tb.broker.db.query<{ seq: number, sender: number }>('SELECT seq, sender_id AS sender FROM messages ORDER BY seq')
+  t.same(rows, [{ seq: 1, sender: alice }, { seq: 2, sender: bob }, { seq: 3, sender: alice }], 'three rows, seq 1..3')
+  const stored = await tb.broker.db.query<{ content: Uint8Array }>('SELECT content FROM messages WHERE seq = 1')
+  t.equal(wmq.Content.decode(stored[0].content).text, 'hi bob', 'the content is stored as protobuf bytes')
+
+  const notUser = await sendText(a1, { user: 999 }, 'nobody')
+  t.equal(notUser.error?.code, wmq.ErrorCode.UNKNOWN_USER, 'a send to an unknown user gets UNKNOWN_USER')
+  const toSelf = await sendText(a1, { user: alice }, 'a note to self')
+  t.ok(toSelf.sendAck, 'a note to oneself is a conversation too')
+  const noTarget = await ask(a1, { send: { clientMsgId: newClientMsgId(), content: { text: 'x' } } })
+  t.equal(noTarget.error?.code, wmq.ErrorCode.INVALID_ARGUMENT, 'a send without a recipient gets INVALID_ARGUMENT')
+})
