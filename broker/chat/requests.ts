@@ -7,7 +7,11 @@ import type { Identity } from '../auth/authenticate.ts'
 import type { ChatContext } from './context.ts'
 import { RequestError } from './errors.ts'
 import { errorReply, publishBytes, replyTo, type DownlinkEvent } from './reply.ts'
+import { createGroup, groupMembers, listGroups, updateGroup } from './groups.ts'
+import { markReceipt } from './receipts.ts'
+import { deleteForMe, recall } from './recall.ts'
 import { send } from './send.ts'
+import { typing } from './typing.ts'
 import { syncConversations, syncHistory } from './sync.ts'
 import { isUnavailable } from '../storage/db.ts'
 import { downlinkTopic } from '../topics.ts'
@@ -24,6 +28,14 @@ async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): 
     case 'send': return send(ctx, who, request.send!)
     case 'syncConversations': return syncConversations(ctx, who, ref, request.syncConversations!)
     case 'syncHistory': return syncHistory(ctx, who, ref, request.syncHistory!)
+    case 'receipt': return markReceipt(ctx, who, request.receipt!)
+    case 'typing': return typing(ctx, who, request.typing!)
+    case 'recall': return recall(ctx, who, request.recall!)
+    case 'deleteForMe': return deleteForMe(ctx, who, request.deleteForMe!)
+    case 'groupCreate': return createGroup(ctx, who, request.groupCreate!)
+    case 'groupUpdate': return updateGroup(ctx, who, request.groupUpdate!)
+    case 'groupList': return listGroups(ctx, who)
+    case 'groupMembers': return groupMembers(ctx, who, request.groupMembers!)
     case 'ping': return { pong: { time: Date.now() } }
     default: throw new RequestError(wmq.ErrorCode.UNKNOWN_REQUEST, `request "${request.request ?? 'none'}" is not served`)
   }

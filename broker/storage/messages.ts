@@ -210,3 +210,10 @@ export async function messagesAt (db: Queryable, places: Array<{ conversation: n
   const groups = new Map(places.map(p => [p.conversation, p.isGroup]))
   return rows.map(row => ({ ...row, isGroup: groups.get(row.conversation) ?? false }))
 }
+
+/** The users who are members of a conversation now. */
+export async function activeMembers (db: Queryable, conversation: number): Promise<number[]> {
+  const rows = await db.query<{ user: number }>(
+    'SELECT user_id AS "user" FROM members WHERE conversation_id = $1 AND left_seq IS NULL', [conversation])
+  return rows.map(row => row.user)
+}
