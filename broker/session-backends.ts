@@ -26,6 +26,28 @@ const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
   MQEmitterRedisPrefix: new (prefix: string, options: { subConn: Redis, pubConn: Redis, matchEmptyLevels: boolean }) => { state: EventEmitter }
 }
 
+interface ClearingStore {
+  outgoingClearMessageId (client: unknown, packet: { messageId?: number }, cb?: unknown): Promise<unknown> | unknown
+}
+
+/**
+ * aedes#543: when authorizeForward skips a packet for a persistent session (DESIGN 7, no echo),
+ * aedes asks the store to clear it before it has a messageId. The memory store then removes
+ * another packet in flight to that client, whose delivery fails with "no such packet" and drops
+ * the client; the Redis store finds nothing. Here such a call clears nothing in either store: the
+ * skipped packet is cleared when the device next connects (aedes gives it an id before filtering).
+ */
+function clearOnlyWithMessageId<T extends object> (store: T): T {
+  const clearing = store as unknown as ClearingStore
+  const clear = clearing.outgoingClearMessageId.bind(store)
+  clearing.outgoingClearMessageId = (client, packet, cb) => {
+    if (packet.messageId !== undefined) return clear(client, packet, cb)
+    if (typeof cb === 'function') return cb(null)
+    return Promise.resolve(undefined)
+  }
+  return store
+}
+
 export interface SessionBackend {
   kind: 'memory' | 'redis'
   persistence: SessionStore
@@ -37,7 +59,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   if (!config.redisUrl) {
     return {
       kind: 'memory',
-      persistence: memoryPersistence(),
+      persistence: clearOnlyWithMessageId(memoryPersistence()),
       mq: mqemitter({ concurrency: 100, matchEmptyLevels: true }),
       close: async () => {},
     }
@@ -64,7 +86,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   mq.state.on('error', (err: Error) => log.warn('redis fan-out error', { error: err.message }))
   return {
     kind: 'redis',
-    persistence: redisPersistence({ conn }),
+    persistence: clearOnlyWithMessageId(redisPersistence({ conn })),
     mq,
     // aedes closes the emitter (and with it subConn and pubConn); the session connection is ours.
     close: async () => { conn.disconnect() },
