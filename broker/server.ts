@@ -21,7 +21,9 @@ import { openSessionBackend } from './session-backends.ts'
 import { prepareSession, subscribeCleanSessions } from './sessions.ts'
 import { openPglite, openPostgres, type Db } from './storage/db.ts'
 import { migrate } from './storage/migrate.ts'
-import { brokerSecret } from './storage/users.ts'
+import { brokerSecret, lastSeen, sharesConversation, touchDevice } from './storage/users.ts'
+import { createPresence } from './chat/presence.ts'
+import { parseTopic } from './topics.ts'
 
 export interface Broker {
   aedes: Aedes
@@ -158,13 +160,34 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     aedes.authorizeForward = (client, packet) => (packet as { clientId?: string }).clientId === client.id ? null : packet
     aedes.authorizeSubscribe = (client, sub, done) => {
       const who = identityOf(client)
-      if (who && maySubscribe(who, sub.topic, () => false)) return done(null, sub)
-      log.warn('subscribe refused', { user: who?.user, device: client.id, topic: sub.topic })
-      done(null, null) // SUBACK 0x80 for this topic; the connection stays up
+      const verdict = who ? maySubscribe(who, sub.topic, (reader, user) => sharesConversation(db, reader, user)) : Promise.resolve(false)
+      verdict.then(allowed => {
+        if (allowed) {
+          const topic = parseTopic(sub.topic)
+          if (topic?.kind === 'presence') presence.ensurePublished(topic.user)
+          return done(null, sub)
+        }
+        log.warn('subscribe refused', { user: who?.user, device: client.id, topic: sub.topic })
+        done(null, null) // SUBACK 0x80 for this topic; the connection stays up
+      }, (err: Error) => {
+        log.error('subscribe check failed', { device: client.id, error: err.message })
+        done(null, null)
+      })
     }
+    const presence = createPresence(aedes, log, user => lastSeen(db, user))
+    cleanup.push(async () => presence.close())
+    // 'client' (registration) pairs with 'clientDisconnect'; 'clientReady' can come after the
+    // disconnect of a connection that ends while its queue is being sent.
+    aedes.on('client', (client: Client) => {
+      const who = identityOf(client)
+      if (who) presence.connected(who.user, who.device)
+    })
     aedes.on('clientDisconnect', (client: Client) => {
       const who = identityOf(client)
       log.info('device disconnected', { user: who?.user, device: client.id })
+      if (!who) return
+      presence.disconnected(who.user, who.device)
+      touchDevice(db, who.device).catch(() => {})
     })
     aedes.on('clientError', (client: Client, err: Error) => log.debug('client error', { device: client.id, error: err.message }))
     aedes.on('connectionError', (client: Client, err: Error) => log.debug('connection error', { error: err.message }))

@@ -165,8 +165,12 @@ export interface Device {
   client: MqttClient
   /** Every Downlink received, with its topic. */
   received: Array<{ topic: string, downlink: wmq.Downlink }>
+  /** Every Presence received (topics p/{user}), with its topic. */
+  presence: Array<{ topic: string, presence: wmq.Presence }>
   /** Resolves with the first received Downlink (past or future) that matches. */
   next (match: (d: wmq.Downlink, topic: string) => boolean, what?: string): Promise<wmq.Downlink>
+  /** Resolves once `condition` holds, checked now and after every arrival (of any kind). */
+  until (condition: () => boolean, what: string): Promise<void>
   request (uplink: wmq.IUplink): Promise<void>
   end (): Promise<void>
 }
@@ -187,15 +191,18 @@ export function connectRaw (url: string, options: IClientOptions): Promise<MqttC
 
 export async function connectDevice (url: string, options: IClientOptions): Promise<Device> {
   const received: Device['received'] = []
+  const presence: Device['presence'] = []
   const waiters = new Set<() => void>()
   const client = await connectRaw(url, options)
   client.on('message', (topic, payload) => {
-    received.push({ topic, downlink: wmq.Downlink.decode(payload) })
+    if (topic.startsWith('p/')) presence.push({ topic, presence: wmq.Presence.decode(payload) })
+    else received.push({ topic, downlink: wmq.Downlink.decode(payload) })
     for (const wake of waiters) wake()
   })
   return {
     client,
     received,
+    presence,
     next (match, what = 'a matching downlink') {
       return new Promise((resolve, reject) => {
         let seen = 0
@@ -210,6 +217,15 @@ export async function connectDevice (url: string, options: IClientOptions): Prom
         }
         // A limit so a broken broker fails the test instead of hanging it; not a timing assertion.
         const timer = setTimeout(() => { cleanup(); reject(new Error(`no ${what} within ${WAIT_LIMIT_MS} ms`)) }, WAIT_LIMIT_MS)
+        const cleanup = () => { clearTimeout(timer); waiters.delete(check) }
+        waiters.add(check)
+        check()
+      })
+    },
+    until (condition, what) {
+      return new Promise((resolve, reject) => {
+        const check = () => { if (condition()) { cleanup(); resolve() } }
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`${what}: not within ${WAIT_LIMIT_MS} ms`)) }, WAIT_LIMIT_MS)
         const cleanup = () => { clearTimeout(timer); waiters.delete(check) }
         waiters.add(check)
         check()
@@ -261,3 +277,8 @@ export async function ask (device: Device, request: Omit<wmq.IUplink, 'ref'>): P
 /** The texts of the chat messages a device received, in arrival order. */
 export const textsOf = (device: Device): string[] =>
   device.received.filter(r => r.downlink.message).map(r => r.downlink.message!.content?.text ?? '')
+
+/** Connects a device of `login` (clean=false) with a fresh token. */
+export async function connectAs (tb: TestBroker, login: string, clientId: string): Promise<Device> {
+  return connectDevice(tb.mqttUrl, { clientId, username: login, password: await tb.token(login) })
+}

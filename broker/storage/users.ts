@@ -51,3 +51,22 @@ export async function brokerSecret (db: Queryable, name: string): Promise<Uint8A
   const rows = await db.query<{ value: Uint8Array }>('SELECT value FROM broker_secrets WHERE name = $1', [name])
   return rows[0].value
 }
+
+/** When any device of the user was last connected (ms since the epoch), 0 for never. */
+export async function lastSeen (db: Queryable, user: number): Promise<number> {
+  const rows = await db.query<{ at: number | null }>(
+    'SELECT (extract(epoch FROM max(last_seen)) * 1000)::bigint AS at FROM devices WHERE user_id = $1', [user])
+  return rows[0]?.at ?? 0
+}
+
+export async function touchDevice (db: Queryable, device: number): Promise<void> {
+  await db.query('UPDATE devices SET last_seen = now() WHERE id = $1', [device])
+}
+
+/** True when the two users are both members of some conversation now (1:1 partners, group peers). */
+export async function sharesConversation (db: Queryable, a: number, b: number): Promise<boolean> {
+  const rows = await db.query(
+    `SELECT 1 FROM members x JOIN members y ON x.conversation_id = y.conversation_id
+      WHERE x.user_id = $1 AND y.user_id = $2 AND x.left_seq IS NULL AND y.left_seq IS NULL LIMIT 1`, [a, b])
+  return rows.length > 0
+}

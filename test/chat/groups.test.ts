@@ -93,7 +93,7 @@ eachMode(t, '20 concurrent senders into a group of 50', async (t, mode) => {
   const last = total + 1
   const orders = await Promise.all(devices.map(async (device, i) => {
     const own = i < senders.length ? perSender : 0
-    await device.next(() => device.received.filter(r => r.downlink.message && Number(r.downlink.message.seq) > 1).length >= total - own,
+    await device.until(() => device.received.filter(r => r.downlink.message && Number(r.downlink.message.seq) > 1).length >= total - own,
       `all ${total - own} messages on device ${i}`)
     return device.received.map(r => r.downlink.message).filter(m => m && Number(m.seq) > 1).map(m => Number(m!.seq))
   }))
