@@ -22,7 +22,7 @@ export const settings = {
   wssPort: { env: 'WSS_PORT', flag: 'wss-port', kind: 'port', default: '8084', doc: 'MQTT over secure WebSocket; only when TLS_KEY and TLS_CERT are set' },
   tlsKey: { env: 'TLS_KEY', flag: 'tls-key', kind: 'string', default: '', doc: 'path of the PEM private key for mqtts and wss' },
   tlsCert: { env: 'TLS_CERT', flag: 'tls-cert', kind: 'string', default: '', doc: 'path of the PEM certificate chain for mqtts and wss' },
-  dataDir: { env: 'DATA_DIR', flag: 'data-dir', kind: 'string', default: './data', doc: 'where the embedded database (PGlite) and the local admin key live' },
+  dataDir: { env: 'DATA_DIR', flag: 'data-dir', kind: 'string', default: './data', doc: 'where the embedded database (PGlite) and the local admin key live; `memory` keeps nothing on disk' },
   databaseUrl: { env: 'DATABASE_URL', flag: 'database-url', kind: 'secret', default: '', doc: 'a Postgres server for history instead of the embedded database, e.g. `postgres://user@host/db`' },
   redisUrl: { env: 'REDIS_URL', flag: 'redis-url', kind: 'secret', default: '', doc: 'Redis for sessions (aedes-persistence-redis) and fan-out (mqemitter-redis); needed for several nodes' },
   redisPrefix: { env: 'REDIS_PREFIX', flag: 'redis-prefix', kind: 'string', default: 'wmq:', doc: 'prefix of every Redis key and pub/sub channel, so deployments can share a Redis' },

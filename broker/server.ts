@@ -61,9 +61,13 @@ export function readRunningFile (dataDir: string): { pid: number, httpPort: numb
   }
 }
 
+/** DATA_DIR=memory: history in an in-memory PGlite, nothing written to disk. */
+export const inMemory = (config: Config) => config.dataDir === 'memory'
+
 /** The configured admin key, or the one kept in DATA_DIR (made on first use, readable by its owner only). */
 export function localAdminKey (config: Config): string {
   if (config.adminKey) return config.adminKey
+  if (inMemory(config)) return randomBytes(24).toString('base64url') // lives as long as the broker
   const file = join(config.dataDir, ADMIN_KEY_FILE)
   if (existsSync(file)) return readFileSync(file, 'utf8').trim()
   mkdirSync(config.dataDir, { recursive: true })
@@ -82,11 +86,11 @@ export async function openHistory (config: Config): Promise<Db> {
       throw new StartError(`cannot reach the Postgres server in DATABASE_URL: ${(err as Error).message}`)
     }
   }
-  return openPglite(config.dataDir === 'memory' ? null : config.dataDir)
+  return openPglite(inMemory(config) ? null : config.dataDir)
 }
 
 export async function startBroker (config: Config, log: Logger = createLogger(config.logLevel)): Promise<Broker> {
-  const embedded = !config.databaseUrl && config.dataDir !== 'memory'
+  const embedded = !config.databaseUrl && !inMemory(config)
   if (embedded) {
     const running = readRunningFile(config.dataDir)
     if (running && running.pid !== process.pid) {
