@@ -48,6 +48,75 @@ function clearOnlyWithMessageId<T extends object> (store: T): T {
   return store
 }
 
+interface QueueingStore {
+  broker?: { clients: Record<string, unknown> }
+  outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: QueuedPacket): Promise<void>
+  outgoingClearMessageId (client: { id: string }, packet: { messageId?: number }): Promise<unknown>
+  outgoingStream (client: { id: string }): AsyncIterable<QueuedPacket>
+}
+interface QueuedPacket { brokerId: string, brokerCounter: number, messageId?: number }
+
+/**
+ * Issue 3 §7 for the memory store, which has neither a bound nor an expiry: a session that is away
+ * keeps at most `max` packets (the oldest go first) and is not handed packets older than `ttlMs`.
+ * What it misses it finds by the seq gap and fetches with a history sync (DESIGN 1).
+ */
+function boundMemoryQueues<T extends object> (store: T, max: number, ttlMs: number): T {
+  const queue = store as unknown as QueueingStore
+  const enqueue = queue.outgoingEnqueueCombi.bind(store)
+  const clear = queue.outgoingClearMessageId.bind(store)
+  const stream = queue.outgoingStream.bind(store)
+  const queued = new Map<string, number>() // client id -> packets queued while away
+  const enqueuedAt = new Map<string, number>() // brokerId:brokerCounter -> ms
+  const online = (clientId: string) => Boolean(queue.broker?.clients[clientId])
+  queue.outgoingEnqueueCombi = async (subs, packet) => {
+    enqueuedAt.set(`${packet.brokerId}:${packet.brokerCounter}`, Date.now())
+    await enqueue(subs, packet)
+    for (const { clientId } of subs) {
+      if (online(clientId)) continue // delivered and acknowledged as it goes
+      const count = (queued.get(clientId) ?? 0) + 1
+      // Away, nothing of its queue has a messageId yet: clearing "no id" drops the oldest entry.
+      if (count > max) await clear({ id: clientId }, { messageId: undefined })
+      queued.set(clientId, Math.min(count, max))
+    }
+  }
+  queue.outgoingStream = (client) => {
+    queued.delete(client.id)
+    const cutoff = Date.now() - ttlMs
+    return (async function * () {
+      for await (const packet of stream(client)) {
+        // Every enqueue is timed above: a packet with no time was swept, so it is past its age.
+        const at = enqueuedAt.get(`${packet.brokerId}:${packet.brokerCounter}`)
+        if (at !== undefined && at >= cutoff) yield packet
+      }
+    })()
+  }
+  // Forget enqueue times once nothing can hold them any more.
+  const sweep = setInterval(() => {
+    const cutoff = Date.now() - ttlMs
+    for (const [key, at] of enqueuedAt) { if (at < cutoff) enqueuedAt.delete(key); else break }
+  }, Math.min(Math.max(ttlMs, 1000), 60_000))
+  sweep.unref()
+  return store
+}
+
+/**
+ * Issue 3 §7 for the Redis store: packets expire after `ttlMs` (its packetTTL), a session's list
+ * keeps the newest `max` entries, and a CONNECT hands over the whole list (maxSessionDelivery =
+ * max; the library's default of 1000 would leave the rest until the next reconnect).
+ */
+function boundRedisQueues<T extends object> (store: T, conn: Redis, max: number): T {
+  const queue = store as unknown as QueueingStore
+  const enqueue = queue.outgoingEnqueueCombi.bind(store)
+  queue.outgoingEnqueueCombi = async (subs, packet) => {
+    await enqueue(subs, packet)
+    const trim = conn.pipeline()
+    for (const { clientId } of subs) trim.ltrim(`outgoing:${clientId}`, -max, -1)
+    await trim.exec()
+  }
+  return store
+}
+
 export interface SessionBackend {
   kind: 'memory' | 'redis'
   persistence: SessionStore
@@ -59,7 +128,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   if (!config.redisUrl) {
     return {
       kind: 'memory',
-      persistence: clearOnlyWithMessageId(memoryPersistence()),
+      persistence: clearOnlyWithMessageId(boundMemoryQueues(memoryPersistence(), config.offlineQueueMax, config.offlineQueueTtlMs)),
       mq: mqemitter({ concurrency: 100, matchEmptyLevels: true }),
       close: async () => {},
     }
@@ -86,7 +155,11 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   mq.state.on('error', (err: Error) => log.warn('redis fan-out error', { error: err.message }))
   return {
     kind: 'redis',
-    persistence: clearOnlyWithMessageId(redisPersistence({ conn })),
+    persistence: clearOnlyWithMessageId(boundRedisQueues(redisPersistence({
+      conn,
+      maxSessionDelivery: config.offlineQueueMax,
+      packetTTL: () => Math.max(1, Math.ceil(config.offlineQueueTtlMs / 1000)),
+    }), conn, config.offlineQueueMax)),
     mq,
     // aedes closes the emitter (and with it subConn and pubConn); the session connection is ours.
     close: async () => { conn.disconnect() },
