@@ -135,7 +135,7 @@ export function loadConfig (argv: string[] = [], env: NodeJS.ProcessEnv = proces
   try {
     flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values
   } catch (err) {
-    throw new ConfigError((err as Error).message)
+    throw new ConfigError(`${(err as Error).message}: the settings and their flags are listed in README.md (Settings)`)
   }
   const raw = (name: SettingName): string => {
     const s: Setting = settings[name]
