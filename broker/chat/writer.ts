@@ -10,6 +10,8 @@ export interface MessageWriter {
   append (send: PendingSend): Promise<SendOutcome>
   /** Resolves when everything appended so far is committed (or failed): for shutdown. */
   flush (): Promise<void>
+  /** Transactions committed and sends stored so far (the ratio is the batching). */
+  stats (): { batches: number, sends: number }
 }
 
 interface Waiting { send: PendingSend, resolve (outcome: SendOutcome): void, reject (err: Error): void }
@@ -22,11 +24,14 @@ const isRace = (err: unknown) => (err as { code?: string }).code === '23505'
 export function createMessageWriter (db: Db, log: Logger, maxBatch: number): MessageWriter {
   let queue: Waiting[] = []
   let running: Promise<void> | null = null
+  const counts = { batches: 0, sends: 0 }
 
   async function commit (batch: Waiting[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         const outcomes = await db.transaction(tx => storeSends(tx, batch.map(w => w.send), Date.now()))
+        counts.batches++
+        counts.sends += batch.length
         batch.forEach((w, i) => w.resolve(outcomes[i]))
         return
       } catch (err) {
@@ -58,5 +63,6 @@ export function createMessageWriter (db: Db, log: Logger, maxBatch: number): Mes
     async flush () {
       while (running) await running
     },
+    stats: () => ({ ...counts }),
   }
 }
