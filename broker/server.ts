@@ -112,7 +112,11 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     const aedes = new Aedes({ persistence: sessions.persistence, mq: sessions.mq, maxClientsIdLength: 23 })
     ;(aedes as EventEmitter).on('error', (err: Error) => log.error('broker error', { error: err.message }))
     await aedes.listen()
-    cleanup.push(() => new Promise(resolve => aedes.close(() => resolve())))
+    // aedes waits for Redis to confirm its emitter closed; a Redis that is gone never does.
+    cleanup.push(() => new Promise(resolve => {
+      const giveUp = setTimeout(resolve, 5000)
+      aedes.close(() => { clearTimeout(giveUp); resolve() })
+    }))
 
     const throttle = createThrottle(config.authFreeFailures, config.authMaxDelayMs)
     const authenticate = authenticateHook({ db, tokenSecret, throttle, log })

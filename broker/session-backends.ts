@@ -117,6 +117,31 @@ function boundRedisQueues<T extends object> (store: T, conn: Redis, max: number)
   return store
 }
 
+interface SubscribingStore {
+  addSubscriptions (client: { id: string }, subs: object[]): Promise<void>
+}
+
+/**
+ * DESIGN pitfalls: a SUBSCRIBE carrying several topics hangs without SUBACK on Redis persistence.
+ * aedes stores the packet's subscriptions once per topic, each time with the whole list;
+ * aedes-persistence-redis waits for its broadcast keyed by client and first topic, so all but one
+ * of those calls wait forever. Calls with the same list share one store call here.
+ */
+function storeEachSubscribeOnce<T extends object> (store: T): T {
+  const subscribing = store as unknown as SubscribingStore
+  const add = subscribing.addSubscriptions.bind(store)
+  const pending = new WeakMap<object[], Promise<void>>()
+  subscribing.addSubscriptions = (client, subs) => {
+    let stored = pending.get(subs)
+    if (!stored) {
+      stored = add(client, subs)
+      pending.set(subs, stored)
+    }
+    return stored
+  }
+  return store
+}
+
 export interface SessionBackend {
   kind: 'memory' | 'redis'
   persistence: SessionStore
@@ -135,7 +160,8 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   }
   const opened: Redis[] = []
   const connect = async (role: string, keyPrefix?: string) => {
-    const redis = new Redis(config.redisUrl, { keyPrefix, lazyConnect: true, maxRetriesPerRequest: null })
+    // Named, so an operator (or a test) can tell this node's connections apart in CLIENT LIST.
+    const redis = new Redis(config.redisUrl, { keyPrefix, lazyConnect: true, maxRetriesPerRequest: null, connectionName: `${config.redisPrefix}${role}` })
     redis.on('error', (err: Error) => log.warn('redis connection error', { role, error: err.message }))
     opened.push(redis)
     try {
@@ -155,13 +181,19 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   mq.state.on('error', (err: Error) => log.warn('redis fan-out error', { error: err.message }))
   return {
     kind: 'redis',
-    persistence: clearOnlyWithMessageId(boundRedisQueues(redisPersistence({
+    persistence: storeEachSubscribeOnce(clearOnlyWithMessageId(boundRedisQueues(redisPersistence({
       conn,
       maxSessionDelivery: config.offlineQueueMax,
       packetTTL: () => Math.max(1, Math.ceil(config.offlineQueueTtlMs / 1000)),
-    }), conn, config.offlineQueueMax)),
+    }), conn, config.offlineQueueMax))),
     mq,
-    // aedes closes the emitter (and with it subConn and pubConn); the session connection is ours.
-    close: async () => { conn.disconnect() },
+    // aedes closes the emitter (and with it subConn and pubConn) when Redis answers; after that,
+    // or when it does not, every connection is ended here.
+    close: async () => {
+      // quit() lets commands still in flight (the last PUBACKs' bookkeeping) finish first.
+      const quit = Promise.all(opened.map(redis => redis.quit().catch(() => {})))
+      await Promise.race([quit, new Promise(resolve => setTimeout(resolve, 2000).unref())])
+      for (const redis of opened) redis.disconnect()
+    },
   }
 }

@@ -10,7 +10,7 @@ t.test('the README documents every setting, with its flag and default', async t 
     t.ok(readme.includes(`| \`${s.env}\` | \`--${s.flag}\` | ${fallback} |`), `README row for ${s.env}`)
   }
   const rows = [...readme.matchAll(/^\| `([A-Z_]+)` \| `--/gm)].map(m => m[1])
-  const known = new Set(Object.values(settings).map(s => s.env))
+  const known = new Set<string>(Object.values(settings).map(s => s.env))
   t.same(rows.filter(env => !known.has(env)), [], 'and no row for a setting that does not exist')
 })
 
