@@ -30,6 +30,9 @@ async function main (): Promise<void> {
       process.exit(1)
     })
   }
+  // A promise some library left without a handler (seen around a lost Redis connection) is logged,
+  // not fatal: Node would otherwise stop every session on this node for one failed command.
+  process.on('unhandledRejection', err => log.error('unhandled rejection', { error: (err as Error)?.message ?? String(err) }))
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
 }

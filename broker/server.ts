@@ -18,6 +18,7 @@ import { httpHandler } from './http.ts'
 import { openListeners, type Listener } from './listeners.ts'
 import { createLogger, type Logger } from './log.ts'
 import { openSessionBackend } from './session-backends.ts'
+import { memoryState, redisState } from './shared-state.ts'
 import { prepareSession, subscribeCleanSessions } from './sessions.ts'
 import { openPglite, openPostgres, type Db } from './storage/db.ts'
 import { migrate } from './storage/migrate.ts'
@@ -113,12 +114,15 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     ;(aedes as EventEmitter).on('error', (err: Error) => log.error('broker error', { error: err.message }))
     await aedes.listen()
     // aedes waits for Redis to confirm its emitter closed; a Redis that is gone never does.
-    cleanup.push(() => new Promise(resolve => {
+    const closeAedes = () => new Promise<void>(resolve => {
       const giveUp = setTimeout(resolve, 5000)
       aedes.close(() => { clearTimeout(giveUp); resolve() })
-    }))
+    })
+    cleanup.push(closeAedes)
 
-    const throttle = createThrottle(config.authFreeFailures, config.authMaxDelayMs)
+    const state = sessions.redis ? redisState(sessions.redis, aedes.id) : memoryState()
+    cleanup.splice(cleanup.indexOf(closeAedes), 0, () => state.close()) // after aedes, before Redis
+    const throttle = createThrottle(state, config.authFreeFailures, config.authMaxDelayMs)
     const authenticate = authenticateHook({ db, tokenSecret, throttle, log })
     aedes.preConnect = preConnectHook(log)
     aedes.authenticate = (client, username, password, done) => authenticate(client, username, password, (err, ok) => {
@@ -182,7 +186,7 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
         done(null, null)
       })
     }
-    const presence = createPresence(aedes, log, user => lastSeen(db, user))
+    const presence = createPresence(aedes, state, log, user => lastSeen(db, user))
     cleanup.push(async () => presence.close())
     // 'client' (registration) pairs with 'clientDisconnect'; 'clientReady' can come after the
     // disconnect of a connection that ends while its queue is being sent.

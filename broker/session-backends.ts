@@ -144,6 +144,8 @@ function storeEachSubscribeOnce<T extends object> (store: T): T {
 
 export interface SessionBackend {
   kind: 'memory' | 'redis'
+  /** The sessions connection (keys under REDIS_PREFIX), for state shared by the nodes. */
+  redis: Redis | null
   persistence: SessionStore
   mq: object
   close (): Promise<void>
@@ -153,6 +155,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   if (!config.redisUrl) {
     return {
       kind: 'memory',
+      redis: null,
       persistence: clearOnlyWithMessageId(boundMemoryQueues(memoryPersistence(), config.offlineQueueMax, config.offlineQueueTtlMs)),
       mq: mqemitter({ concurrency: 100, matchEmptyLevels: true }),
       close: async () => {},
@@ -181,6 +184,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   mq.state.on('error', (err: Error) => log.warn('redis fan-out error', { error: err.message }))
   return {
     kind: 'redis',
+    redis: conn,
     persistence: storeEachSubscribeOnce(clearOnlyWithMessageId(boundRedisQueues(redisPersistence({
       conn,
       maxSessionDelivery: config.offlineQueueMax,

@@ -77,22 +77,22 @@ export function authenticateHook (deps: Deps): Aedes['authenticate'] {
     const address = addressOf(client)
     const attempt = { login: username ?? '', address }
     const fields = { login: username, device: client.id, address }
-    const delay = deps.throttle.delayFor(attempt)
     const check = async () => {
+      const delay = await deps.throttle.delayFor(attempt)
       if (delay > 0) {
         deps.log.warn('login slowed down after repeated failures', { ...fields, delayMs: delay })
         await sleep(delay)
       }
       return checkConnect(deps, client.id, username, password)
     }
-    check().then(verdict => {
+    check().then(async verdict => {
       if (verdict.ok) {
-        deps.throttle.succeed(attempt)
+        await deps.throttle.succeed(attempt)
         identities.set(client, verdict.identity)
         deps.log.info('device connected', { ...fields, user: verdict.identity.user, clean: client.clean })
         done(null, true)
       } else {
-        deps.throttle.fail(attempt)
+        await deps.throttle.fail(attempt)
         deps.log.warn('connect refused', { ...fields, returnCode: verdict.returnCode, reason: verdict.reason })
         done(refusal(verdict.returnCode, verdict.reason), false)
       }

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { issueToken, looksLikeToken, verifyToken } from '../../broker/auth/tokens.ts'
 import { createThrottle } from '../../broker/auth/throttle.ts'
+import { memoryState } from '../../broker/shared-state.ts'
 import { hashPassword, verifyPassword, weakPasswordReason } from '../../broker/auth/passwords.ts'
 
 const secret = Buffer.from('0123456789abcdef0123456789abcdef')
@@ -35,18 +36,20 @@ t.test('passwords', async t => {
 })
 
 t.test('throttle', async t => {
-  const throttle = createThrottle(3, 10_000)
+  let clock = 0
+  const throttle = createThrottle(memoryState(() => clock), 3, 10_000)
   const alice = { login: 'alice', address: '10.0.0.1' }
   const bobSameNat = { login: 'bob', address: '10.0.0.1' }
-  for (let i = 0; i < 3; i++) throttle.fail(alice, 0)
-  t.equal(throttle.delayFor(alice, 0), 1000, 'after the free failures: 1 s')
-  throttle.fail(alice, 0)
-  t.equal(throttle.delayFor(alice, 0), 2000, 'then doubling')
-  t.equal(throttle.delayFor(bobSameNat, 0), 0, "alice's failures do not slow bob behind the same NAT address")
-  for (let i = 0; i < 28; i++) throttle.fail(alice, 0) // 32 failures: the address is 2 past its 30
-  t.equal(throttle.delayFor(alice, 0), 10_000, 'up to the maximum')
-  t.equal(throttle.delayFor(bobSameNat, 0), 4000, 'past ten times the free failures the address is slowed for every login')
-  throttle.succeed(alice)
-  t.equal(throttle.delayFor({ login: 'alice', address: '10.9.9.9' }, 0), 0, 'a success clears the login')
-  t.equal(throttle.delayFor(bobSameNat, 16 * 60_000), 0, 'forgotten after a quiet 15 minutes')
+  for (let i = 0; i < 3; i++) await throttle.fail(alice)
+  t.equal(await throttle.delayFor(alice), 1000, 'after the free failures: 1 s')
+  await throttle.fail(alice)
+  t.equal(await throttle.delayFor(alice), 2000, 'then doubling')
+  t.equal(await throttle.delayFor(bobSameNat), 0, "alice's failures do not slow bob behind the same NAT address")
+  for (let i = 0; i < 28; i++) await throttle.fail(alice) // 32 failures: the address is 2 past its 30
+  t.equal(await throttle.delayFor(alice), 10_000, 'up to the maximum')
+  t.equal(await throttle.delayFor(bobSameNat), 4000, 'past ten times the free failures the address is slowed for every login')
+  await throttle.succeed(alice)
+  t.equal(await throttle.delayFor({ login: 'alice', address: '10.9.9.9' }), 0, 'a success clears the login')
+  clock += 16 * 60_000
+  t.equal(await throttle.delayFor(bobSameNat), 0, 'forgotten after a quiet 15 minutes')
 })

@@ -1,0 +1,139 @@
+// What the broker nodes must agree on (issue 6 §2): who is online, and rate-limit counters. In
+// memory for one node; in Redis when REDIS_URL is set, so presence and limits hold across nodes.
+//
+// Redis keys (under REDIS_PREFIX):
+//   online:{user}       hash  {node}:{device} -> connections of that device on that node
+//   node:{node}         string, expires NODE_TTL_MS after the node's last heartbeat
+//   node-users:{node}   set of users with a device on that node (to clean up after a dead node)
+//   nodes               set of node ids
+//   fail:{key}          failed-login counter, forgotten after FAILURE_MEMORY_MS
+//   once:{key}          "done within the interval" marker (typing events)
+import type { Redis } from 'ioredis'
+
+const FAILURE_MEMORY_MS = 15 * 60_000
+export const NODE_TTL_MS = 30_000
+const HEARTBEAT_MS = 10_000
+
+export interface SharedState {
+  /** Counts a device connection; true when this made its user go from offline to online. */
+  connect (user: number, device: number): Promise<boolean>
+  /** Uncounts one; true when the user now has no device connected anywhere. */
+  disconnect (user: number, device: number): Promise<boolean>
+  isOnline (user: number): Promise<boolean>
+  failures (key: string): Promise<number>
+  fail (key: string): Promise<void>
+  clearFailures (key: string): Promise<void>
+  /** True the first time in `intervalMs` for this key, false for repeats within it. */
+  once (key: string, intervalMs: number): Promise<boolean>
+  /** Users whose devices were on nodes that stopped without a goodbye: now offline. */
+  onOrphans (handler: (users: number[]) => void): void
+  close (): Promise<void>
+}
+
+export function memoryState (now: () => number = Date.now): SharedState {
+  const online = new Map<number, Map<number, number>>()
+  const failures = new Map<string, { count: number, at: number }>()
+  const done = new Map<string, number>()
+  const bounded = <K, V>(map: Map<K, V>) => { if (map.size > 100_000) map.delete(map.keys().next().value!) }
+  return {
+    async connect (user, device) {
+      const devices = online.get(user) ?? new Map<number, number>()
+      const wasOnline = devices.size > 0
+      devices.set(device, (devices.get(device) ?? 0) + 1)
+      online.set(user, devices)
+      return !wasOnline
+    },
+    async disconnect (user, device) {
+      const devices = online.get(user)
+      if (!devices) return true
+      const left = (devices.get(device) ?? 1) - 1
+      if (left > 0) devices.set(device, left)
+      else devices.delete(device)
+      if (devices.size === 0) online.delete(user)
+      return !online.has(user)
+    },
+    async isOnline (user) { return online.has(user) },
+    async failures (key) {
+      const entry = failures.get(key)
+      if (!entry || now() - entry.at > FAILURE_MEMORY_MS) return 0
+      return entry.count
+    },
+    async fail (key) {
+      const count = (await this.failures(key)) + 1
+      failures.delete(key)
+      failures.set(key, { count, at: now() })
+      bounded(failures)
+    },
+    async clearFailures (key) { failures.delete(key) },
+    async once (key, intervalMs) {
+      const at = now()
+      const last = done.get(key)
+      if (last !== undefined && at - last < intervalMs) return false
+      done.delete(key)
+      done.set(key, at)
+      bounded(done)
+      return true
+    },
+    onOrphans () {}, // one node: nothing can be orphaned
+    async close () {},
+  }
+}
+
+export function redisState (redis: Redis, node: string): SharedState {
+  const field = (device: number) => `${node}:${device}`
+  let orphanHandler: (users: number[]) => void = () => {}
+
+  const beat = async () => {
+    await redis.multi().set(`node:${node}`, '1', 'PX', NODE_TTL_MS).sadd('nodes', node).exec()
+  }
+  // A node that stopped without a goodbye (kill -9, lost host) leaves its devices counted as
+  // online; whichever node sees its heartbeat gone removes them.
+  const sweep = async () => {
+    for (const other of await redis.smembers('nodes')) {
+      if (other === node || await redis.exists(`node:${other}`)) continue
+      const users = (await redis.smembers(`node-users:${other}`)).map(Number)
+      const nowOffline: number[] = []
+      for (const user of users) {
+        const fields = (await redis.hkeys(`online:${user}`)).filter(f => f.startsWith(`${other}:`))
+        if (fields.length) await redis.hdel(`online:${user}`, ...fields)
+        if (await redis.hlen(`online:${user}`) === 0) nowOffline.push(user)
+      }
+      await redis.multi().del(`node-users:${other}`).srem('nodes', other).exec()
+      if (nowOffline.length) orphanHandler(nowOffline)
+    }
+  }
+  const tick = () => { beat().then(sweep).catch(() => {}) } // Redis away: try again next beat
+  const timer = setInterval(tick, HEARTBEAT_MS)
+  timer.unref()
+  tick()
+
+  return {
+    async connect (user, device) {
+      const [[, count], , [, size]] = await redis.multi()
+        .hincrby(`online:${user}`, field(device), 1)
+        .sadd(`node-users:${node}`, String(user))
+        .hlen(`online:${user}`)
+        .exec() as Array<[Error | null, number]>
+      return count === 1 && size === 1
+    },
+    async disconnect (user, device) {
+      const left = await redis.hincrby(`online:${user}`, field(device), -1)
+      if (left <= 0) await redis.hdel(`online:${user}`, field(device))
+      return await redis.hlen(`online:${user}`) === 0
+    },
+    async isOnline (user) { return await redis.hlen(`online:${user}`) > 0 },
+    async failures (key) { return Number(await redis.get(`fail:${key}`) ?? 0) },
+    async fail (key) { await redis.multi().incr(`fail:${key}`).pexpire(`fail:${key}`, FAILURE_MEMORY_MS).exec() },
+    async clearFailures (key) { await redis.del(`fail:${key}`) },
+    async once (key, intervalMs) {
+      return await redis.set(`once:${key}`, '1', 'PX', Math.max(1, intervalMs), 'NX') === 'OK'
+    },
+    onOrphans (handler) { orphanHandler = handler },
+    async close () {
+      clearInterval(timer)
+      // Stopping ends the heartbeat: another node (or the next start) sweeps what this one leaves,
+      // and publishes the users who are then offline, as for a node that died.
+      await redis.del(`node:${node}`).catch(() => {})
+    },
+  }
+}
