@@ -282,3 +282,37 @@ export const textsOf = (device: Device): string[] =>
 export async function connectAs (tb: TestBroker, login: string, clientId: string): Promise<Device> {
   return connectDevice(tb.mqttUrl, { clientId, username: login, password: await tb.token(login) })
 }
+
+export interface Node {
+  child: import('node:child_process').ChildProcess
+  ports: { mqtt: number, ws: number, http: number }
+  mqttUrl: string
+  /** Everything the node wrote to stderr (its log). */
+  log (): string
+  /** Resolves with the exit code once the process ends. */
+  exited: Promise<number | null>
+}
+
+/**
+ * `npm start` as a child process (node --import tsx broker/main.ts) with these settings on top of
+ * ports 0 on 127.0.0.1; resolves once it listens. Killed at the end of the test if still running.
+ */
+export async function spawnBroker (t: Test, env: Record<string, string>): Promise<Node> {
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
+    env: { ...process.env, MQTT_PORT: '0', WS_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let log = ''
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const ports = await new Promise<Node['ports']>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log += chunk.toString()
+      const match = /listening: MQTT (\d+), WebSocket (\d+)\/mqtt, HTTP (\d+)/.exec(log)
+      if (match) resolve({ mqtt: Number(match[1]), ws: Number(match[2]), http: Number(match[3]) })
+    })
+    void exited.then(code => reject(new Error(`broker exited (${code}) before listening:\n${log}`)))
+  })
+  return { child, ports, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`, log: () => log, exited }
+}

@@ -39,7 +39,7 @@ export function createPresence (broker: Aedes, state: SharedState, log: Logger, 
       clearTimeout(pendingOffline.get(user))
       pendingOffline.delete(user)
       state.connect(user, device).then(cameOnline => {
-        if (cameOnline || !published.has(user)) publish(user, { online: true })
+        if (cameOnline) publish(user, { online: true }) // a new reader gets it from ensurePublished
       }).catch(failed(user))
     },
     disconnected (user, device) {

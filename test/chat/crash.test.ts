@@ -1,33 +1,14 @@
 // Issue 3: the embedded broker killed (SIGKILL) and restarted mid-conversation loses nothing: after
 // reconnect and sync each device holds every acknowledged message exactly once (DESIGN 1, 5).
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ask, connectDevice, newClientMsgId, wmq, type Device } from '../harness.ts'
+import { ask, connectDevice, newClientMsgId, spawnBroker, wmq, type Device, type Node } from '../harness.ts'
 
-interface Running { child: ChildProcess, mqtt: number, http: number }
-
-function startChild (dataDir: string): Promise<Running> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts'], {
-    env: { ...process.env, DATA_DIR: dataDir, MQTT_PORT: '0', WS_PORT: '0', HTTP_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  return new Promise((resolve, reject) => {
-    let log = ''
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString()
-      const match = /listening: MQTT (\d+), WebSocket \d+\/mqtt, HTTP (\d+)/.exec(log)
-      if (match) resolve({ child, mqtt: Number(match[1]), http: Number(match[2]) })
-    })
-    child.on('exit', code => reject(new Error(`broker exited (${code}) before listening:\n${log}`)))
-  })
-}
-
-async function admin (running: Running, dataDir: string, path: string, body: unknown): Promise<{ id?: number, token?: string }> {
+async function admin (running: Node, dataDir: string, path: string, body: unknown): Promise<{ id?: number, token?: string }> {
   const key = readFileSync(join(dataDir, 'admin.key'), 'utf8').trim()
-  const res = await fetch(`http://127.0.0.1:${running.http}${path}`, {
+  const res = await fetch(`http://127.0.0.1:${running.ports.http}${path}`, {
     method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
   })
   return res.json() as Promise<{ id?: number, token?: string }>
@@ -45,12 +26,13 @@ const held = (device: Device, extra: wmq.IMessage[] = []) => {
 
 t.test('SIGKILL mid-conversation, restart, reconnect, sync', async t => {
   const dataDir = mkdtempSync(join(tmpdir(), 'wmq-crash-'))
-  let running = await startChild(dataDir)
-  t.teardown(() => { running.child.kill('SIGKILL'); rmSync(dataDir, { recursive: true, force: true }) })
+  const start = () => spawnBroker(t, { DATA_DIR: dataDir })
+  let running = await start()
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   const alice = (await admin(running, dataDir, '/api/users', { login: 'alice', password: 'alice-password' })).id!
   const bob = (await admin(running, dataDir, '/api/users', { login: 'bob', password: 'bob-password' })).id!
   const options = (login: string, clientId: string) => ({ clientId, username: login, password: `${login}-password`, reconnectPeriod: 0 })
-  const url = () => `mqtt://127.0.0.1:${running.mqtt}`
+  const url = () => running.mqttUrl
   let [a1, b1] = [await connectDevice(url(), options('alice', 'a1')), await connectDevice(url(), options('bob', 'b1'))]
 
   // Both send continuously; the broker is killed once some sends are acknowledged.
@@ -76,7 +58,8 @@ t.test('SIGKILL mid-conversation, restart, reconnect, sync', async t => {
   await Promise.all([a1.end(), b1.end()])
   t.ok(acked.size >= 40 && sent > acked.size - 1, `killed after ${acked.size} acknowledged of ${sent} sent`)
 
-  running = await startChild(dataDir)
+  await running.exited
+  running = await start()
   const before = { a1, b1 }
   a1 = await connectDevice(url(), options('alice', 'a1'))
   b1 = await connectDevice(url(), options('bob', 'b1'))
