@@ -49,6 +49,9 @@ function bind (server: Server, name: string, setting: SettingName, port: number,
 
 function attachWebSocket (server: HttpServer, handle: Handle): void {
   const wss = new WebSocketServer({ server, path: WS_PATH })
+  // ws re-emits the HTTP server's errors on wss; unheard, a taken port would crash the process
+  // instead of becoming bind()'s one-line ListenError.
+  wss.on('error', () => {})
   wss.on('connection', (ws, req) => {
     const stream = createWebSocketStream(ws)
     stream.on('error', () => stream.destroy())
