@@ -41,9 +41,24 @@ async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): 
   }
 }
 
+/**
+ * The ref of a request too large to decode: encoders write field 1 first, so it is the leading
+ * varint after tag 0x08 (0 when the payload does not start with it).
+ */
+function leadingRef (payload: Buffer): number {
+  if (payload[0] !== 0x08) return 0
+  let ref = 0
+  for (let i = 1, shift = 0; i < Math.min(payload.length, 6); i++, shift += 7) {
+    ref += (payload[i] & 0x7f) * 2 ** shift
+    if (payload[i] < 0x80) return ref
+  }
+  return 0
+}
+
 function decode (payload: Buffer, maxPayload: number): wmq.Uplink {
   if (payload.length > maxPayload) {
-    throw new RequestError(wmq.ErrorCode.TOO_LARGE, `request of ${payload.length} bytes is over the limit of ${maxPayload}`)
+    throw Object.assign(new RequestError(wmq.ErrorCode.TOO_LARGE, `request of ${payload.length} bytes is over the limit of ${maxPayload}`),
+      { ref: leadingRef(payload) })
   }
   try {
     return wmq.Uplink.decode(payload)
@@ -87,6 +102,7 @@ export function createRequestHandler (ctx: ChatContext): (who: Identity, payload
       }
       await answer(who, ref, reply)
     } catch (err) {
+      ref ||= (err as { ref?: number }).ref ?? 0 // a request too large to decode still gets its ref back
       await answer(who, ref, failure(who, ref, err))
     }
   }

@@ -25,10 +25,9 @@ const cases: Case[] = [
     what: `a valid Uplink over MAX_PAYLOAD (${MAX_PAYLOAD} bytes)`,
     payload: () => encode({ ref: 55, send: { clientMsgId: new Uint8Array(8), user: 2, content: { text: 'x'.repeat(2 * MAX_PAYLOAD) } } }),
     code: wmq.ErrorCode.TOO_LARGE,
-    ref: 55,
     // DESIGN 3: a device re-sends until it hears back about that send; an error it cannot match to
-    // its request (ref 0) leaves it re-sending an oversize message for ever.
-    todo: 'requests.ts refuses by size before it reads the ref, so TOO_LARGE always carries ref 0',
+    // its request (ref 0) would leave it re-sending an oversize message for ever.
+    ref: 55,
   },
   { what: 'an Uplink with a ref and no request', payload: () => encode({ ref: 42 }), code: wmq.ErrorCode.UNKNOWN_REQUEST, ref: 42 },
   { what: 'an empty payload', payload: () => Buffer.alloc(0), code: wmq.ErrorCode.UNKNOWN_REQUEST, ref: 0 },
