@@ -59,14 +59,20 @@ export function servicesMissing (): Promise<string | null> {
 export function eachMode (t: Test, name: string, body: (t: Test, mode: Mode) => Promise<void>): void {
   t.test(`${name} [embedded]`, t => body(t, 'embedded'))
   t.test(`${name} [services]`, async t => {
-    const missing = await servicesMissing()
-    if (missing) {
-      if (inCI) return t.fail(`CI=true and a service is missing: ${missing}`)
-      t.plan(0, `skipped: needs ${missing}; start Postgres and Redis (or set TEST_DATABASE_URL / TEST_REDIS_URL) to run it`)
-      return
-    }
-    await body(t, 'services')
+    if (await requireServices(t)) await body(t, 'services')
   })
+}
+
+/**
+ * True when Postgres and Redis answer. Otherwise the test fails under CI=true, and elsewhere is
+ * skipped with a line that says what is missing and how to run it.
+ */
+export async function requireServices (t: Test): Promise<boolean> {
+  const missing = await servicesMissing()
+  if (!missing) return true
+  if (inCI) t.fail(`CI=true and a service is missing: ${missing}`)
+  else t.plan(0, `skipped: needs ${missing}; start Postgres and Redis (or set TEST_DATABASE_URL / TEST_REDIS_URL) to run it`)
+  return false
 }
 
 export interface TestBroker {
@@ -315,4 +321,17 @@ export async function spawnBroker (t: Test, env: Record<string, string>): Promis
     void exited.then(code => reject(new Error(`broker exited (${code}) before listening:\n${log}`)))
   })
   return { child, ports, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}`, log: () => log, exited }
+}
+
+/** Adds users (password `{login}-password`) straight into a Postgres a cluster of nodes shares. */
+export async function addUsersAt (databaseUrl: string, logins: string[]): Promise<number[]> {
+  const { openPostgres } = await import('../broker/storage/db.ts')
+  const db = await openPostgres(databaseUrl)
+  try {
+    const ids: number[] = []
+    for (const login of logins) ids.push((await addUser(db, login, `${login}-password`)).id)
+    return ids
+  } finally {
+    await db.close()
+  }
 }

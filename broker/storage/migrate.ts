@@ -20,8 +20,12 @@ export function listMigrations (dir = schemaDir): Migration[] {
 
 /** Applies what is missing; returns the names applied now. */
 export async function migrate (db: Db, migrations = listMigrations()): Promise<string[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+  // Under the lock too: two nodes running CREATE TABLE IF NOT EXISTS at once can still collide.
+  await db.transaction(async tx => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)
+  })
   const applied: string[] = []
   for (const migration of migrations) {
     const done = await db.transaction(async tx => {

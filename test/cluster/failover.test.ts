@@ -4,32 +4,13 @@
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { addUser } from '../../broker/admin/accounts.ts'
 import { openPostgres } from '../../broker/storage/db.ts'
 import { FlakyLink } from '../../bench/lab/flaky-link.ts'
 import {
-  ask, closeAtEnd, connectDevice, freshStorage, inCI, newClientMsgId, servicesMissing, spawnBroker, startTestBroker,
+  ask, closeAtEnd, connectDevice, addUsersAt, freshStorage, requireServices, newClientMsgId, spawnBroker, startTestBroker,
   TEST_DATABASE_URL, wmq, type Device, type Node,
 } from '../harness.ts'
 
-async function needsServices (t: Test): Promise<boolean> {
-  const missing = await servicesMissing()
-  if (!missing) return true
-  if (inCI) t.fail(`CI=true and a service is missing: ${missing}`)
-  else t.plan(0, `skipped: needs ${missing}`)
-  return false
-}
-
-async function users (databaseUrl: string, logins: string[]): Promise<number[]> {
-  const db = await openPostgres(databaseUrl)
-  try {
-    const ids: number[] = []
-    for (const login of logins) ids.push((await addUser(db, login, `${login}-password`)).id)
-    return ids
-  } finally {
-    await db.close()
-  }
-}
 
 const on = (url: string, login: string, device: string) =>
   connectDevice(url, { clientId: device, username: login, password: `${login}-password` })
@@ -92,13 +73,13 @@ async function rowsOf (databaseUrl: string): Promise<{ n: number, distinct: numb
 }
 
 t.test('kill -9 of a node during traffic: its devices reconnect elsewhere and lose nothing', async t => {
-  if (!await needsServices(t)) return
+  if (!await requireServices(t)) return
   const storage = await freshStorage('services')
   t.teardown(() => storage.drop())
   const o = storage.overrides
   const env = { DATABASE_URL: o.databaseUrl!, REDIS_URL: o.redisUrl!, REDIS_PREFIX: o.redisPrefix!, DATA_DIR: o.dataDir! }
   const [a, b] = await Promise.all([spawnBroker(t, env), spawnBroker(t, env)])
-  const [, bob] = await users(o.databaseUrl!, ['alice', 'bob'])
+  const [, bob] = await addUsersAt(o.databaseUrl!, ['alice', 'bob'])
   const b1 = await on(b.mqttUrl, 'bob', 'b1')
   const firstA1 = await on(a.mqttUrl, 'alice', 'a1')
   closeAtEnd(t, b1)
@@ -133,7 +114,7 @@ t.test('kill -9 of a node during traffic: its devices reconnect elsewhere and lo
 })
 
 t.test('Redis restarted during traffic: the broker says so, recovers, loses nothing acknowledged', async t => {
-  if (!await needsServices(t)) return
+  if (!await requireServices(t)) return
   const port = await new Promise<number>(resolve => {
     const probe = createServer().listen(0, '127.0.0.1', () => {
       const { port } = probe.address() as { port: number }
@@ -156,7 +137,7 @@ t.test('Redis restarted during traffic: the broker says so, recovers, loses noth
     if (!a) await new Promise(resolve => setTimeout(resolve, 100))
   }
   const b = await spawnBroker(t, env)
-  const [, bob] = await users(o.databaseUrl!, ['alice', 'bob'])
+  const [, bob] = await addUsersAt(o.databaseUrl!, ['alice', 'bob'])
   const a1 = await on(a!.mqttUrl, 'alice', 'a1')
   const b1 = await on(b.mqttUrl, 'bob', 'b1')
   closeAtEnd(t, a1, b1)
@@ -182,7 +163,7 @@ t.test('Redis restarted during traffic: the broker says so, recovers, loses noth
 })
 
 t.test('Postgres unreachable: sends get an error, never a false acknowledgement, and succeed when it returns', async t => {
-  if (!await needsServices(t)) return
+  if (!await requireServices(t)) return
   const target = new URL(TEST_DATABASE_URL)
   let link = new FlakyLink({ target: { host: target.hostname, port: Number(target.port || 5432) } })
   const { port } = await link.listen()

@@ -1,9 +1,7 @@
 // Issue 6: several broker nodes (child processes) on one Redis and one Postgres.
 import t, { type Test } from 'tap'
-import { addUser } from '../../broker/admin/accounts.ts'
-import { openPostgres } from '../../broker/storage/db.ts'
 import {
-  ask, closeAtEnd, connectDevice, freshStorage, inCI, sendText, servicesMissing, spawnBroker,
+  ask, closeAtEnd, connectDevice, addUsersAt, freshStorage, requireServices, sendText, spawnBroker,
   type Device, type Node,
 } from '../harness.ts'
 
@@ -14,17 +12,7 @@ async function cluster (t: Test, count: number, env: Record<string, string> = {}
   const o = storage.overrides
   const shared = { DATABASE_URL: o.databaseUrl!, REDIS_URL: o.redisUrl!, REDIS_PREFIX: o.redisPrefix!, DATA_DIR: o.dataDir!, ...env }
   const nodes = await Promise.all(Array.from({ length: count }, () => spawnBroker(t, shared)))
-  const users = async (logins: string[]) => {
-    const db = await openPostgres(o.databaseUrl!)
-    try {
-      const ids: number[] = []
-      for (const login of logins) ids.push((await addUser(db, login, `${login}-password`)).id)
-      return ids
-    } finally {
-      await db.close()
-    }
-  }
-  return { nodes, users }
+  return { nodes, users: (logins: string[]) => addUsersAt(o.databaseUrl!, logins) }
 }
 
 const on = (node: Node, login: string, device: string) =>
@@ -33,16 +21,9 @@ const on = (node: Node, login: string, device: string) =>
 const seqsOf = (device: Device, conversation: number) => device.received
   .map(r => r.downlink.message).filter(m => m && Number(m.conversation) === conversation).map(m => Number(m!.seq))
 
-async function needsServices (t: Test): Promise<boolean> {
-  const missing = await servicesMissing()
-  if (!missing) return true
-  if (inCI) t.fail(`CI=true and a service is missing: ${missing}`)
-  else t.plan(0, `skipped: needs ${missing}`)
-  return false
-}
 
 t.test('three nodes: a sender on A, recipients on B and C, in seq order', async t => {
-  if (!await needsServices(t)) return
+  if (!await requireServices(t)) return
   const { nodes: [a, b, c], users } = await cluster(t, 3)
   const [, bob, carol] = await users(['alice', 'bob', 'carol'])
   const [a1, b1, c1] = [await on(a, 'alice', 'a1'), await on(b, 'bob', 'b1'), await on(c, 'carol', 'c1')]
@@ -61,7 +42,7 @@ t.test('three nodes: a sender on A, recipients on B and C, in seq order', async 
 })
 
 t.test('a device that moves to another node takes over its session and gets its queue', async t => {
-  if (!await needsServices(t)) return
+  if (!await requireServices(t)) return
   const { nodes: [a, b, c], users } = await cluster(t, 3)
   const [, bob] = await users(['alice', 'bob'])
   const a1 = await on(a, 'alice', 'a1')
@@ -86,7 +67,7 @@ t.test('a device that moves to another node takes over its session and gets its 
 })
 
 t.test('presence and login slow-down agree across nodes', async t => {
-  if (!await needsServices(t)) return
+  if (!await requireServices(t)) return
   const { nodes: [a, b, c], users } = await cluster(t, 3, { AUTH_FREE_FAILURES: '2', AUTH_MAX_DELAY_MS: '50' })
   const [alice, bob] = await users(['alice', 'bob'])
   const b1 = await on(b, 'bob', 'b1')
