@@ -4,27 +4,22 @@ import { randomBytes } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { Aedes, type Client, type PublishPacket } from 'aedes'
-import { wmq } from '../schema/generated/chat.js'
-import { mayPublish, maySubscribe } from './acl.ts'
-import { authenticateHook, identityOf, preConnectHook } from './auth/authenticate.ts'
+import { Aedes } from 'aedes'
 import { createThrottle } from './auth/throttle.ts'
 import { createChatContext } from './chat/context.ts'
 import { createRequestHandler } from './chat/requests.ts'
 import { createMessageWriter } from './chat/writer.ts'
-import { errorReply, replyTo } from './chat/reply.ts'
 import { StartError, type Config } from './config.ts'
+import { installHooks } from './hooks.ts'
 import { httpHandler } from './http.ts'
 import { openListeners, type Listener } from './listeners.ts'
 import { createLogger, type Logger } from './log.ts'
 import { openSessionBackend } from './session-backends.ts'
 import { memoryState, redisState } from './shared-state.ts'
-import { prepareSession, subscribeCleanSessions } from './sessions.ts'
 import { openPglite, openPostgres, type Db } from './storage/db.ts'
 import { migrate } from './storage/migrate.ts'
-import { brokerSecret, lastSeen, sharesConversation, touchDevice } from './storage/users.ts'
+import { brokerSecret, lastSeen, sharesConversation } from './storage/users.ts'
 import { createPresence } from './chat/presence.ts'
-import { parseTopic } from './topics.ts'
 
 export interface Broker {
   aedes: Aedes
@@ -123,86 +118,20 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     const state = sessions.redis ? redisState(sessions.redis, aedes.id) : memoryState()
     cleanup.splice(cleanup.indexOf(closeAedes), 0, () => state.close()) // after aedes, before Redis
     const throttle = createThrottle(state, config.authFreeFailures, config.authMaxDelayMs)
-    const authenticate = authenticateHook({ db, tokenSecret, throttle, log })
-    aedes.preConnect = preConnectHook(log)
-    aedes.authenticate = (client, username, password, done) => authenticate(client, username, password, (err, ok) => {
-      const who = identityOf(client)
-      if (err || !ok || !who) return done(err, ok)
-      prepareSession(sessions.persistence, client, who).then(() => done(null, true), (error: Error) => {
-        log.error('session setup failed', { device: client.id, error: error.message })
-        done(Object.assign(new Error('server unavailable'), { returnCode: 3 as const }), false)
-      })
-    })
-    subscribeCleanSessions(aedes, identityOf, log)
-
     const writer = createMessageWriter(db, log, config.sendBatchMax)
     cleanup.push(() => writer.flush()) // at shutdown: after the listeners close, before the sessions
-    const chat = createChatContext({ broker: aedes, db, log, writer, limits: config })
-    const handleRequest = createRequestHandler(chat)
-    // Device publishes are never routed: the uplink goes to the chat service, anything else is
-    // refused with an Error on the device's downlink. MQTT 3.1.1 lets a server acknowledge a
-    // PUBLISH it does not authorize [MQTT-3.3.5-2]; the device keeps its connection.
-    const notRouted = new WeakSet<PublishPacket>()
-    aedes.authorizePublish = (client, packet, done) => {
-      const who = identityOf(client)
-      if (!client) return done(null) // broker-internal
-      if (!who) return done(new Error('publish before authentication'))
-      notRouted.add(packet)
-      if (mayPublish(who, packet.topic)) {
-        void handleRequest(who, packet.payload as Buffer)
-      } else {
-        log.warn('publish refused', { user: who.user, device: who.device, topic: packet.topic })
-        void replyTo(aedes, who.device, errorReply(0, wmq.ErrorCode.TOPIC_FORBIDDEN, `publish to "${packet.topic}" refused: requests go to "s"`))
-          .catch(() => {})
-      }
-      done(null)
-    }
-    const route = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void
-    Object.assign(aedes, {
-      publish (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) {
-        if (typeof client === 'function') return route(packet, null, client)
-        if (notRouted.has(packet)) return done?.()
-        route(packet, client ?? null, done ?? (() => {}))
-      },
-    })
-    // DESIGN 7, no echo: a packet the broker publishes with a `clientId` goes to every subscriber but
-    // that device (aedes keeps `clientId` on a packet through fan-out and the offline queue; its
-    // MQTT 5 no-local flag is per subscription and cannot serve). Device publishes are never
-    // routed, so no other packet carries a `clientId`.
-    aedes.authorizeForward = (client, packet) => (packet as { clientId?: string }).clientId === client.id ? null : packet
-    aedes.authorizeSubscribe = (client, sub, done) => {
-      const who = identityOf(client)
-      const verdict = who ? maySubscribe(who, sub.topic, (reader, user) => sharesConversation(db, reader, user)) : Promise.resolve(false)
-      verdict.then(allowed => {
-        if (allowed) {
-          const topic = parseTopic(sub.topic)
-          if (topic?.kind === 'presence') presence.ensurePublished(topic.user)
-          return done(null, sub)
-        }
-        log.warn('subscribe refused', { user: who?.user, device: client.id, topic: sub.topic })
-        done(null, null) // SUBACK 0x80 for this topic; the connection stays up
-      }, (err: Error) => {
-        log.error('subscribe check failed', { device: client.id, error: err.message })
-        done(null, null)
-      })
-    }
     const presence = createPresence(aedes, state, log, user => lastSeen(db, user))
     cleanup.push(async () => presence.close())
-    // 'client' (registration) pairs with 'clientDisconnect'; 'clientReady' can come after the
-    // disconnect of a connection that ends while its queue is being sent.
-    aedes.on('client', (client: Client) => {
-      const who = identityOf(client)
-      if (who) presence.connected(who.user, who.device)
+    installHooks(aedes, {
+      db,
+      log,
+      tokenSecret,
+      throttle,
+      sessions: sessions.persistence,
+      presence,
+      handleRequest: createRequestHandler(createChatContext({ broker: aedes, db, log, writer, limits: config })),
+      mayReadPresence: (reader, user) => sharesConversation(db, reader, user),
     })
-    aedes.on('clientDisconnect', (client: Client) => {
-      const who = identityOf(client)
-      log.info('device disconnected', { user: who?.user, device: client.id })
-      if (!who) return
-      presence.disconnected(who.user, who.device)
-      touchDevice(db, who.device).catch(() => {})
-    })
-    aedes.on('clientError', (client: Client, err: Error) => log.debug('client error', { device: client.id, error: err.message }))
-    aedes.on('connectionError', (client: Client, err: Error) => log.debug('connection error', { error: err.message }))
 
     const started = Date.now()
     const listenerSet = await openListeners(config, (stream, req) => aedes.handle(stream, req), httpHandler({
