@@ -142,6 +142,20 @@ function storeEachSubscribeOnce<T extends object> (store: T): T {
   return store
 }
 
+/**
+ * No will is ever stored: preConnect drops them (presence is the broker's to publish). aedes still
+ * asks the store to delete the will at every CONNECT, as `delWill(client).finally(...)` with no
+ * rejection handler: with Redis closing or lost, that rejection is unhandled and Node would stop
+ * the process. Here it resolves at once, and saves a Redis round trip per CONNECT.
+ */
+function withoutWills<T extends object> (store: T): T {
+  (store as unknown as { delWill: () => Promise<undefined> }).delWill = async () => undefined
+  return store
+}
+
+/** The fixes both stores need. */
+const patched = <T extends object>(store: T): T => withoutWills(clearOnlyWithMessageId(store))
+
 export interface SessionBackend {
   kind: 'memory' | 'redis'
   /** The sessions connection (keys under REDIS_PREFIX), for state shared by the nodes. */
@@ -156,7 +170,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
     return {
       kind: 'memory',
       redis: null,
-      persistence: clearOnlyWithMessageId(boundMemoryQueues(memoryPersistence(), config.offlineQueueMax, config.offlineQueueTtlMs)),
+      persistence: patched(boundMemoryQueues(memoryPersistence(), config.offlineQueueMax, config.offlineQueueTtlMs)),
       mq: mqemitter({ concurrency: 100, matchEmptyLevels: true }),
       close: async () => {},
     }
@@ -185,7 +199,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   return {
     kind: 'redis',
     redis: conn,
-    persistence: storeEachSubscribeOnce(clearOnlyWithMessageId(boundRedisQueues(redisPersistence({
+    persistence: patched(storeEachSubscribeOnce(boundRedisQueues(redisPersistence({
       conn,
       maxSessionDelivery: config.offlineQueueMax,
       packetTTL: () => Math.max(1, Math.ceil(config.offlineQueueTtlMs / 1000)),
