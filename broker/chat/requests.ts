@@ -29,7 +29,7 @@ async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): 
     case 'syncConversations': return syncConversations(ctx, who, ref, request.syncConversations!)
     case 'syncHistory': return syncHistory(ctx, who, ref, request.syncHistory!)
     case 'receipt': return markReceipt(ctx, who, request.receipt!)
-    case 'typing': return typing(ctx, who, request.typing!)
+    case 'typing': return typing(ctx, who, request.typing!, ref)
     case 'recall': return recall(ctx, who, request.recall!)
     case 'deleteForMe': return deleteForMe(ctx, who, request.deleteForMe!)
     case 'groupCreate': return createGroup(ctx, who, request.groupCreate!)

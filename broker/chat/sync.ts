@@ -5,24 +5,17 @@
 //      bytes (HISTORY_PAGE_BYTES) so a 20 kbit/s link is never blocked by one huge reply (DESIGN 7).
 import { wmq } from '../../schema/generated/chat.js'
 import type { Identity } from '../auth/authenticate.ts'
-import { conversationExists, conversationsSince, historyRange, membership, messagesAt } from '../storage/messages.ts'
+import { conversationsSince, historyRange, messagesAt } from '../storage/messages.ts'
 import type { ChatContext } from './context.ts'
-import { RequestError } from './errors.ts'
+import { conversationOf, requireMember } from './membership.ts'
 import { conversationPageBytes, historyBytes, messageBytes } from './wire.ts'
-
-const { UNKNOWN_CONVERSATION, NOT_MEMBER } = wmq.ErrorCode
 
 const pageSize = (ctx: ChatContext, asked: number | null | undefined) =>
   Math.min(asked || ctx.limits.historyPage, ctx.limits.historyPageMax)
 
 export async function syncHistory (ctx: ChatContext, who: Identity, ref: number, request: wmq.ISyncHistory): Promise<Buffer> {
-  const conversation = Number(request.conversation ?? 0)
-  const place = await membership(ctx.db, conversation, who.user)
-  if (!place) {
-    throw await conversationExists(ctx.db, conversation)
-      ? new RequestError(NOT_MEMBER, `not a member of conversation ${conversation}`)
-      : new RequestError(UNKNOWN_CONVERSATION, `no conversation ${conversation}`)
-  }
+  const conversation = conversationOf(request.conversation)
+  const place = await requireMember(ctx.db, conversation, who.user)
   // A member sees what came after joining and, once gone, up to leaving.
   const visibleLast = place.leftSeq ?? place.lastSeq
   const after = Math.max(Number(request.afterSeq ?? 0), place.joinedSeq)

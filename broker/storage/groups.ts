@@ -18,6 +18,10 @@ export async function appendSystemMessage (tx: Queryable, conversation: number, 
   await tx.query(
     'INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, sent_at, content) VALUES ($1, $2, $3, NULL, $4, $5)',
     [conversation, seq, actor, now, Buffer.from(content)])
+  // The actor has read what they did, as a sender has read their own message.
+  await tx.query(
+    `UPDATE members SET read_seq = greatest(read_seq, $2), delivered_seq = greatest(delivered_seq, $2)
+      WHERE conversation_id = $1 AND user_id = $3`, [conversation, seq, actor])
   return { conversation, seq, sender: actor, clientMsgId: null, time: now, content, recalled: false, isGroup: true }
 }
 
