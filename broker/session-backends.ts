@@ -193,6 +193,12 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   // listener: otherwise it can emit an error on start and crash the process (DESIGN pitfalls).
   const subConn = await connect('subscriber')
   const pubConn = await connect('publisher')
+  // mqemitter-redis closes with `subConn.quit()` and `pubConn.quit()` and drops both promises: if the
+  // connection ends first (a slow or lost Redis at shutdown), the rejection has no handler.
+  for (const redis of [subConn, pubConn]) {
+    const quit = redis.quit.bind(redis)
+    redis.quit = (() => { const quitting = quit(); quitting.catch(() => {}); return quitting }) as typeof redis.quit
+  }
   const conn = await connect('sessions', config.redisPrefix)
   const mq = new MQEmitterRedisPrefix(config.redisPrefix, { subConn, pubConn, matchEmptyLevels: true })
   mq.state.on('error', (err: Error) => log.warn('redis fan-out error', { error: err.message }))
