@@ -2,7 +2,10 @@
 // the user and device (server.ts).
 //   publish:   only the uplink `s`
 //   subscribe: the device's own inbox `u/{user}` and downlink `d/{device}`, and the presence
-//              `p/{user}` of its own user, its 1:1 partners and its group peers
+//              `p/{user}` of its own user and of those the predicate allows: contacts, 1:1
+//              partners and group peers, never across a block (issue 7 §5; mayReadPresence in
+//              storage/contacts.ts). A grant is taken back when the relationship ends
+//              (chat/presence-access.ts).
 // Wildcards, `#`, `$SYS` and anything outside the grammar are refused.
 import type { Identity } from './auth/authenticate.ts'
 import { parseTopic } from './topics.ts'

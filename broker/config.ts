@@ -45,6 +45,8 @@ export const settings = {
   typingInterval: { env: 'TYPING_INTERVAL', flag: 'typing-interval', kind: 'duration', default: '2s', doc: 'a device sends at most one typing event per conversation this often; more are dropped' },
   offlineQueueMax: { env: 'OFFLINE_QUEUE_MAX', flag: 'offline-queue-max', kind: 'integer', default: '1000', doc: 'most messages queued for a device that is away; older ones are left to history sync' },
   offlineQueueTtl: { env: 'OFFLINE_QUEUE_TTL', flag: 'offline-queue-ttl', kind: 'duration', default: '7d', doc: 'how long a message waits in the queue of a device that is away; then history sync covers it' },
+  searchLimit: { env: 'SEARCH_LIMIT', flag: 'search-limit', kind: 'integer', default: '20', doc: 'most users one search returns' },
+  searchRate: { env: 'SEARCH_RATE', flag: 'search-rate', kind: 'integer', default: '30', doc: 'most user searches per device per minute (a burst of this many, then one every 60/SEARCH_RATE s); more get RATE_LIMITED' },
 } as const satisfies Record<string, Setting>
 
 export type SettingName = keyof typeof settings
@@ -85,6 +87,8 @@ export interface Config {
   typingIntervalMs: number
   offlineQueueMax: number
   offlineQueueTtlMs: number
+  searchLimit: number
+  searchRate: number
 }
 
 /** A setting that cannot be parsed. */
@@ -177,6 +181,8 @@ export function loadConfig (argv: string[] = [], env: NodeJS.ProcessEnv = proces
     typingIntervalMs: parseDuration(raw('typingInterval')),
     offlineQueueMax: Math.max(1, parseInteger('offlineQueueMax', raw('offlineQueueMax'))),
     offlineQueueTtlMs: parseDuration(raw('offlineQueueTtl')),
+    searchLimit: Math.max(1, parseInteger('searchLimit', raw('searchLimit'))),
+    searchRate: Math.max(1, parseInteger('searchRate', raw('searchRate'))),
   }
   if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
     throw new ConfigError('TLS_KEY and TLS_CERT go together: set both or neither')

@@ -3,10 +3,15 @@
 //   GET  /api/users                    list users
 //   POST /api/users                    {login, password?}       add a user
 //   POST /api/users/{login}/token      {ttl?: "30d"}            issue an access token
+//   GET  /api/users/{login}/contacts                            list contacts, requests, blocked users
+//   PUT|DELETE /api/users/{login}/contacts/{other}              make them contacts | end it (issue 7 §6)
+//   PUT|DELETE /api/users/{login}/blocks/{other}                block | unblock
 import { timingSafeEqual, createHash } from 'node:crypto'
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
+import type { Aedes } from 'aedes'
 import { parseDuration, ConfigError } from './config.ts'
-import { AdminError, addUser, allUsers, tokenFor } from './admin/accounts.ts'
+import { AdminError, addUser, allUsers, changeContactAsAdmin, contactList, tokenFor, type AdminContactChange } from './admin/accounts.ts'
+import { announceContactChange } from './chat/contacts.ts'
 import type { Logger } from './log.ts'
 import type { Db } from './storage/db.ts'
 
@@ -17,6 +22,8 @@ export interface HttpContext {
   tokenTtlMs: number
   log: Logger
   health: () => Record<string, unknown>
+  /** The broker, to deliver contact changes to the users' devices; without it they sync later. */
+  broker?: Aedes
 }
 
 const MAX_BODY = 16 * 1024
@@ -57,6 +64,15 @@ function optionalString (body: Record<string, unknown>, key: string): string | u
   return value
 }
 
+/** A client's bad percent-encoding is a 400, not an internal error. */
+function loginInPath (segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new AdminError(400, `"${segment}" is not a login: bad percent-encoding`)
+  }
+}
+
 async function admin (ctx: HttpContext, req: IncomingMessage, path: string[]): Promise<[number, unknown]> {
   if (path.length === 1 && path[0] === 'users') {
     if (req.method === 'GET') return [200, { users: await allUsers(ctx.db) }]
@@ -74,7 +90,19 @@ async function admin (ctx: HttpContext, req: IncomingMessage, path: string[]): P
     if (ttl !== undefined) {
       try { ttlMs = parseDuration(ttl) } catch (err) { throw new AdminError(400, (err as ConfigError).message) }
     }
-    return [201, await tokenFor(ctx.db, ctx.tokenSecret, decodeURIComponent(path[1]), ttlMs)]
+    return [201, await tokenFor(ctx.db, ctx.tokenSecret, loginInPath(path[1]), ttlMs)]
+  }
+  if (path.length === 3 && path[0] === 'users' && path[2] === 'contacts' && req.method === 'GET') {
+    return [200, { contacts: await contactList(ctx.db, loginInPath(path[1])) }]
+  }
+  if (path.length === 4 && path[0] === 'users' && (path[2] === 'contacts' || path[2] === 'blocks') &&
+    (req.method === 'PUT' || req.method === 'DELETE')) {
+    const change: AdminContactChange = path[2] === 'contacts'
+      ? (req.method === 'PUT' ? 'connect' : 'disconnect')
+      : (req.method === 'PUT' ? 'block' : 'unblock')
+    const { view, rows } = await changeContactAsAdmin(ctx.db, loginInPath(path[1]), loginInPath(path[3]), change)
+    if (ctx.broker) await announceContactChange({ broker: ctx.broker, db: ctx.db, log: ctx.log }, rows, null)
+    return [200, view]
   }
   return [404, { error: `no admin endpoint ${req.method} /api/${path.join('/')}` }]
 }

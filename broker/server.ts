@@ -18,7 +18,8 @@ import { openSessionBackend } from './session-backends.ts'
 import { memoryState, redisState } from './shared-state.ts'
 import { openPglite, openPostgres, type Db } from './storage/db.ts'
 import { migrate } from './storage/migrate.ts'
-import { brokerSecret, lastSeen, sharesConversation } from './storage/users.ts'
+import { brokerSecret, lastSeen } from './storage/users.ts'
+import { mayReadPresence } from './storage/contacts.ts'
 import { createPresence } from './chat/presence.ts'
 
 export interface Broker {
@@ -130,11 +131,12 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
       sessions: sessions.persistence,
       presence,
       handleRequest: createRequestHandler(createChatContext({ broker: aedes, db, log, writer, limits: config })),
-      mayReadPresence: (reader, user) => sharesConversation(db, reader, user),
+      mayReadPresence: (reader, user) => mayReadPresence(db, reader, user),
     })
 
     const started = Date.now()
     const listenerSet = await openListeners(config, (stream, req) => aedes.handle(stream, req), httpHandler({
+      broker: aedes,
       db,
       adminKey,
       tokenSecret,

@@ -2,6 +2,9 @@
 //   user add <login> [--password <password>]    add a user (no password: token-only)
 //   user list                                   list users
 //   token <login> [--ttl 30d]                   print an access token
+//   contacts list <login>                       list contacts, pending requests, blocked users
+//   contacts add|remove <login> <other>         make them contacts | end contact and requests
+//   block|unblock <login> <other>               <login> blocks or unblocks <other> (issue 7 §6)
 // It reads the broker's settings (README §Settings). With an embedded database that a running
 // broker holds (PGlite admits one process at a time), or with ADMIN_URL set, it goes through the
 // broker's HTTP admin API; otherwise it opens the database itself.
@@ -10,17 +13,27 @@ import { ConfigError, StartError, loadConfig, parseDuration, type Config } from 
 import { migrate } from '../storage/migrate.ts'
 import { brokerSecret } from '../storage/users.ts'
 import { localAdminKey, openHistory, readRunningFile } from '../server.ts'
-import { AdminError, addUser, allUsers, tokenFor, type IssuedToken, type UserView } from './accounts.ts'
+import {
+  AdminError, addUser, allUsers, changeContactAsAdmin, contactList, tokenFor,
+  type AdminContactChange, type ContactChangeView, type ContactView, type IssuedToken, type UserView,
+} from './accounts.ts'
 
 const USAGE = `usage: npm run admin -- <command>
   user add <login> [--password <password>]   add a user
   user list                                  list users
-  token <login> [--ttl 30d]                  print an access token for a user`
+  token <login> [--ttl 30d]                  print an access token for a user
+  contacts list <login>                      list a user's contacts, pending requests and blocked users
+  contacts add <login> <other>               make two users contacts
+  contacts remove <login> <other>            end their contact (or a pending request)
+  block <login> <other>                      <login> blocks <other>
+  unblock <login> <other>                    <login> no longer blocks <other>`
 
 interface Operations {
   addUser (login: string, password?: string): Promise<UserView>
   listUsers (): Promise<UserView[]>
   token (login: string, ttlMs: number): Promise<IssuedToken>
+  contacts (login: string): Promise<ContactView[]>
+  changeContact (login: string, other: string, change: AdminContactChange): Promise<ContactChangeView>
   close (): Promise<void>
 }
 
@@ -31,6 +44,9 @@ async function direct (config: Config): Promise<Operations> {
     addUser: (login, password) => addUser(db, login, password),
     listUsers: () => allUsers(db),
     token: async (login, ttlMs) => tokenFor(db, config.tokenSecret ? Buffer.from(config.tokenSecret) : await brokerSecret(db, 'token'), login, ttlMs),
+    contacts: login => contactList(db, login),
+    // No broker here to deliver the change: the users' devices find it at their next contact sync.
+    changeContact: async (login, other, change) => (await changeContactAsAdmin(db, login, other, change)).view,
     close: () => db.close(),
   }
 }
@@ -47,7 +63,12 @@ function viaApi (base: string, adminKey: string): Operations {
     } catch (err) {
       throw new StartError(`cannot reach the broker's admin API at ${base}: ${(err as Error).message}`)
     }
-    const json = await res.json() as T & { error?: string }
+    let json: T & { error?: string }
+    try {
+      json = await res.json() as T & { error?: string }
+    } catch {
+      throw new StartError(`${base} answered HTTP ${res.status} without JSON: it is not the broker's admin API (HTTP_PORT)`)
+    }
     if (!res.ok) throw new AdminError(res.status === 404 ? 404 : res.status === 409 ? 409 : 400, json.error ?? `HTTP ${res.status}`)
     return json
   }
@@ -55,6 +76,11 @@ function viaApi (base: string, adminKey: string): Operations {
     addUser: (login, password) => call('POST', '/api/users', { login, password }),
     listUsers: async () => (await call<{ users: UserView[] }>('GET', '/api/users')).users,
     token: (login, ttlMs) => call('POST', `/api/users/${encodeURIComponent(login)}/token`, { ttl: `${ttlMs}ms` }),
+    contacts: async login => (await call<{ contacts: ContactView[] }>('GET', `/api/users/${encodeURIComponent(login)}/contacts`)).contacts,
+    changeContact: (login, other, change) => {
+      const [method, what] = ({ connect: ['PUT', 'contacts'], disconnect: ['DELETE', 'contacts'], block: ['PUT', 'blocks'], unblock: ['DELETE', 'blocks'] } as const)[change]
+      return call(method, `/api/users/${encodeURIComponent(login)}/${what}/${encodeURIComponent(other)}`)
+    },
     close: async () => {},
   }
 }
@@ -73,6 +99,30 @@ async function operations (config: Config): Promise<Operations> {
   return direct(config)
 }
 
+/** The commands that change a relationship, with what they print. */
+const CONTACT_COMMANDS: Record<string, { change: AdminContactChange, usage: string, words: (login: string, other: string, changed: boolean) => string }> = {
+  'contacts add': {
+    change: 'connect',
+    usage: 'contacts add <login> <other>',
+    words: (a, b, changed) => changed ? `${a} and ${b} are contacts now` : `${a} and ${b} were contacts already`,
+  },
+  'contacts remove': {
+    change: 'disconnect',
+    usage: 'contacts remove <login> <other>',
+    words: (a, b, changed) => changed ? `${a} and ${b} are not contacts now` : `${a} and ${b} were not contacts`,
+  },
+  block: {
+    change: 'block',
+    usage: 'block <login> <other>',
+    words: (a, b, changed) => changed ? `${a} blocks ${b} now` : `${a} blocked ${b} already`,
+  },
+  unblock: {
+    change: 'unblock',
+    usage: 'unblock <login> <other>',
+    words: (a, b, changed) => changed ? `${a} no longer blocks ${b}` : `${a} did not block ${b}`,
+  },
+}
+
 export async function runAdmin (argv: string[], print: (line: string) => void, env = process.env): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -82,8 +132,8 @@ export async function runAdmin (argv: string[], print: (line: string) => void, e
   })
   const config = loadConfig([], env)
   const [command, ...rest] = positionals
-  const key = [command, command === 'user' ? rest[0] : undefined].filter(Boolean).join(' ')
-  if (!['user add', 'user list', 'token'].includes(key)) throw new ConfigError(USAGE)
+  const key = [command, command === 'user' || command === 'contacts' ? rest[0] : undefined].filter(Boolean).join(' ')
+  if (!['user add', 'user list', 'token', ...Object.keys(CONTACT_COMMANDS), 'contacts list'].includes(key)) throw new ConfigError(USAGE)
   const ops = await operations(config)
   try {
     if (key === 'user add') {
@@ -91,6 +141,19 @@ export async function runAdmin (argv: string[], print: (line: string) => void, e
       if (!login) throw new ConfigError('usage: npm run admin -- user add <login> [--password <password>]')
       const user = await ops.addUser(login, values.password)
       print(values.json ? JSON.stringify(user) : `added user ${user.login} (id ${user.id})`)
+    } else if (key === 'contacts list') {
+      const login = rest[1]
+      if (!login) throw new ConfigError('usage: npm run admin -- contacts list <login>')
+      const contacts = await ops.contacts(login)
+      if (values.json) print(JSON.stringify(contacts))
+      else if (contacts.length === 0) print(`${login} has no contacts, requests or blocked users`)
+      else for (const c of contacts) print(`${String(c.user).padStart(6)}  ${c.login.padEnd(32)} ${[c.state === 'none' ? '' : c.state, c.blocked ? 'blocked' : ''].filter(Boolean).join(', ')}  since ${c.since.slice(0, 10)}`)
+    } else if (key in CONTACT_COMMANDS) {
+      const { change, words, usage } = CONTACT_COMMANDS[key]
+      const [login, other] = command === 'contacts' ? rest.slice(1) : rest
+      if (!login || !other) throw new ConfigError(`usage: npm run admin -- ${usage}`)
+      const result = await ops.changeContact(login, other, change)
+      print(values.json ? JSON.stringify(result) : words(login, other, result.changed))
     } else if (key === 'user list') {
       const users = await ops.listUsers()
       if (values.json) print(JSON.stringify(users))

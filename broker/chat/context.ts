@@ -10,7 +10,7 @@ import { RequestError } from './errors.ts'
 import type { MessageWriter } from './writer.ts'
 
 export type ChatLimits = Pick<Config, 'maxPayload' | 'maxBody' | 'historyPage' | 'historyPageMax' | 'historyPageBytes' |
-  'maxGroupSize' | 'recallWindowMs' | 'groupReceipts' | 'typingIntervalMs'>
+  'maxGroupSize' | 'recallWindowMs' | 'groupReceipts' | 'typingIntervalMs' | 'searchLimit' | 'searchRate'>
 
 export interface ChatContext {
   broker: Aedes

@@ -13,6 +13,7 @@ import type { StoredMessage } from '../storage/messages.ts'
 import type { ChatContext } from './context.ts'
 import { deliverMessage } from './deliver.ts'
 import { RequestError } from './errors.ts'
+import { requireMayAdd } from './policy.ts'
 import type { DownlinkEvent } from './reply.ts'
 
 const { INVALID_ARGUMENT, UNKNOWN_USER, UNKNOWN_GROUP, NOT_MEMBER, FORBIDDEN, GROUP_FULL } = wmq.ErrorCode
@@ -44,6 +45,7 @@ export async function createGroup (ctx: ChatContext, who: Identity, request: wmq
     throw new RequestError(GROUP_FULL, `a group has at most ${ctx.limits.maxGroupSize} members, not ${members.length}`)
   }
   await checkUsers(ctx.db, members)
+  await requireMayAdd(ctx.db, who.user, members) // issue 7 §5: who may add whom
   const { group, message } = await ctx.db.transaction(async tx => {
     const group = await insertGroup(tx, name, who.user, members)
     const message = await appendSystemMessage(tx, group, who.user,
@@ -84,6 +86,7 @@ export async function updateGroup (ctx: ChatContext, who: Identity, request: wmq
           throw new RequestError(GROUP_FULL, `a group has at most ${ctx.limits.maxGroupSize} members`)
         }
         await checkUsers(tx, users)
+        await requireMayAdd(tx, who.user, users) // issue 7 §5: who may add whom
         await addMembers(tx, group, users, locked.lastSeq) // they see the message that adds them, and what follows
         await system({ added: { users } })
         for (const u of users) { audience.add(u); roles.set(u, MEMBER) }

@@ -13,6 +13,10 @@ import { deleteForMe, recall } from './recall.ts'
 import { send } from './send.ts'
 import { typing } from './typing.ts'
 import { syncConversations, syncHistory } from './sync.ts'
+import { syncContacts, updateContact } from './contacts.ts'
+import { getProfiles, updateProfile } from './profiles.ts'
+import { searchUsers } from './search.ts'
+import { updatePrivacy } from './privacy.ts'
 import { isUnavailable } from '../storage/db.ts'
 import { downlinkTopic } from '../topics.ts'
 
@@ -37,6 +41,12 @@ async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): 
     case 'groupList': return listGroups(ctx, who)
     case 'groupMembers': return groupMembers(ctx, who, request.groupMembers!)
     case 'ping': return { pong: { time: Date.now() } }
+    case 'profileUpdate': return updateProfile(ctx, who, request.profileUpdate!)
+    case 'profileGet': return getProfiles(ctx, who, request.profileGet!)
+    case 'contactUpdate': return updateContact(ctx, who, request.contactUpdate!)
+    case 'contactSync': return syncContacts(ctx, who, request.contactSync!)
+    case 'userSearch': return searchUsers(ctx, who, request.userSearch!)
+    case 'privacy': return updatePrivacy(ctx, who, request.privacy!)
     default: throw new RequestError(wmq.ErrorCode.UNKNOWN_REQUEST, `request "${request.request ?? 'none'}" is not served`)
   }
 }

@@ -6,6 +6,7 @@ import { encodeContent } from './content.ts'
 import type { ChatContext } from './context.ts'
 import { deliverMessage } from './deliver.ts'
 import { RequestError } from './errors.ts'
+import { requireMayWrite } from './policy.ts'
 import type { Later } from './requests.ts'
 
 const { INVALID_ARGUMENT, UNKNOWN_GROUP, NOT_MEMBER } = wmq.ErrorCode
@@ -19,7 +20,12 @@ export async function send (ctx: ChatContext, who: Identity, request: wmq.ISend)
   const content = encodeContent(request.content, ctx.limits.maxBody)
   let conversation: number
   const toGroup = Boolean(request.group)
-  if (request.user) conversation = await ctx.directConversation(who.user, Number(request.user))
+  if (request.user) {
+    // Issue 7 §4-5: blocks and "contacts only", checked before the conversation is made, so a
+    // refused send stores nothing.
+    await requireMayWrite(ctx.db, who.user, Number(request.user))
+    conversation = await ctx.directConversation(who.user, Number(request.user))
+  }
   else if (request.group) conversation = Number(request.group)
   else throw new RequestError(INVALID_ARGUMENT, 'a send needs a recipient: user or group')
 
