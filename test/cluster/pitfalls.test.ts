@@ -64,7 +64,9 @@ eachMode(t, 'a reconnect hands over a queue longer than the library default of m
   const a1 = await connectDevice(tb.mqttUrl, { clientId: 'a1', username: 'alice', password: await tb.token('alice') })
   const away = await connectDevice(tb.mqttUrl, { clientId: 'b1', username: 'bob', password: await tb.token('bob') })
   await away.end()
-  await Promise.all(Array.from({ length: 1100 }, (_, i) => sendText(a1, { user: bob }, `m${i}`)))
+  for (let chunk = 0; chunk < 11; chunk++) { // a hundred at a time: each reply has its own wait limit
+    await Promise.all(Array.from({ length: 100 }, (_, i) => sendText(a1, { user: bob }, `m${chunk * 100 + i}`)))
+  }
   const b1 = await connectDevice(tb.mqttUrl, { clientId: 'b1', username: 'bob', password: await tb.token('bob') })
   closeAtEnd(t, a1, b1)
   await b1.until(() => b1.received.filter(r => r.downlink.message).length >= 1100, 'all 1100 queued messages on one connection')
