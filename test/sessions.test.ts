@@ -36,7 +36,8 @@ eachMode(t, 'a clean session is subscribed too', async (t, mode) => {
   closeAtEnd(t, device)
   // The clean session is subscribed once aedes reports it ready; the ping reply shows it is.
   await device.request({ ref: 7, ping: {} })
-  await device.next(d => d.ref === 7 && !!d.pong, 'pong on the downlink')
+  const pong = await device.next(d => d.ref === 7 && !!d.pong, 'pong on the downlink')
+  t.equal(Number(pong.pong!.user), bob, 'the pong tells the device its user id')
   await sendToUser(tb.broker.aedes, bob, text('hello clean'))
   const got = await device.next(isText('hello clean'), 'inbox event')
   t.ok(got, 'a clean session receives its inbox without SUBSCRIBE')

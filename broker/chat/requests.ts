@@ -40,7 +40,7 @@ async function dispatch (ctx: ChatContext, who: Identity, request: wmq.Uplink): 
     case 'groupUpdate': return updateGroup(ctx, who, request.groupUpdate!)
     case 'groupList': return listGroups(ctx, who)
     case 'groupMembers': return groupMembers(ctx, who, request.groupMembers!)
-    case 'ping': return { pong: { time: Date.now() } }
+    case 'ping': return { pong: { time: Date.now(), user: who.user } }
     case 'profileUpdate': return updateProfile(ctx, who, request.profileUpdate!)
     case 'profileGet': return getProfiles(ctx, who, request.profileGet!)
     case 'contactUpdate': return updateContact(ctx, who, request.contactUpdate!)
