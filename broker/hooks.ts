@@ -77,10 +77,10 @@ export function installHooks (aedes: Aedes, parts: HookParts): void {
   aedes.authorizeSubscribe = (client, sub, done) => {
     const who = identityOf(client)
     const verdict = who ? maySubscribe(who, sub.topic, parts.mayReadPresence) : Promise.resolve(false)
-    verdict.then(allowed => {
+    verdict.then(async allowed => {
       if (allowed) {
         const topic = parseTopic(sub.topic)
-        if (topic?.kind === 'presence') parts.presence.ensurePublished(topic.user)
+        if (topic?.kind === 'presence') await parts.presence.ensurePublished(topic.user)
         return done(null, sub)
       }
       log.warn('subscribe refused', { user: who?.user, device: client.id, topic: sub.topic })

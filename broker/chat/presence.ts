@@ -16,8 +16,11 @@ export const OFFLINE_GRACE_MS = 3000
 export interface Presence {
   connected (user: number, device: number): void
   disconnected (user: number, device: number): void
-  /** Publishes the user's presence if this broker has not yet (after a start): for a new reader. */
-  ensurePublished (user: number): void
+  /**
+   * Publishes the user's retained presence if this broker has not yet (after a start), resolving
+   * once it is stored: the new reader's SUBSCRIBE is granted after, so aedes hands it over.
+   */
+  ensurePublished (user: number): Promise<void>
   close (): void
 }
 
@@ -26,10 +29,10 @@ export function createPresence (broker: Aedes, state: SharedState, log: Logger, 
   const published = new Set<number>()
   const failed = (user: number) => (err: Error) => log.warn('presence update failed', { user, error: err.message })
 
-  const publish = (user: number, presence: wmq.IPresence) => {
+  const publish = (user: number, presence: wmq.IPresence): Promise<void> => {
     published.add(user)
     const bytes = Buffer.from(wmq.Presence.encode(presence).finish())
-    publishBytes(broker, presenceTopic(user), bytes, { qos: 0, retain: true }).catch(failed(user))
+    return publishBytes(broker, presenceTopic(user), bytes, { qos: 0, retain: true }).catch(failed(user))
   }
   const offline = (user: number) => publish(user, { online: false, lastSeen: Date.now() })
   state.onOrphans(users => users.forEach(offline))
@@ -53,12 +56,15 @@ export function createPresence (broker: Aedes, state: SharedState, log: Logger, 
         pendingOffline.set(user, timer)
       }).catch(failed(user))
     },
-    ensurePublished (user) {
+    async ensurePublished (user) {
       if (published.has(user)) return
       published.add(user)
-      state.isOnline(user).then(async online => {
-        publish(user, online ? { online: true } : { online: false, lastSeen: await lastSeenOf(user) })
-      }).catch(failed(user))
+      try {
+        const online = await state.isOnline(user)
+        await publish(user, online ? { online: true } : { online: false, lastSeen: await lastSeenOf(user) })
+      } catch (err) {
+        failed(user)(err as Error)
+      }
     },
     close () {
       for (const timer of pendingOffline.values()) clearTimeout(timer)

@@ -51,3 +51,16 @@ eachMode(t, 'presence', async (t, mode) => {
   await b2.until(() => states(b2, alice).length > 0, 'retained presence on b2')
   t.same(states(b2, alice), ['offline'], 'a new reader gets the retained offline state')
 })
+
+eachMode(t, 'the presence of a user who never connected: offline, handed to the new reader', async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  await tb.addUser('bob')
+  const erin = await tb.addUser('erin')
+  const b1 = await connectDevice(tb.mqttUrl, { clientId: 'b1', username: 'bob', password: await tb.token('bob') })
+  closeAtEnd(t, b1)
+  await sendText(b1, { user: erin }, 'are you there?') // now 1:1 partners
+  t.equal(await subscribe(b1.client, `p/${erin.toString(36)}`), 'granted')
+  await b1.until(() => states(b1, erin).length > 0, "erin's presence")
+  t.same(states(b1, erin), ['offline'], 'the retained state is there when the SUBACK is: offline')
+  t.equal(Number(b1.presence[0].presence.lastSeen), 0, 'never seen')
+})
