@@ -460,7 +460,7 @@ export class ChatClient {
     try {
       if (where.kind === 'presence') {
         const presence = wmq.Presence.decode(payload)
-        this.events.emit('presence', { user: where.user, online: presence.online, lastSeen: Number(presence.lastSeen) })
+        this.events.emit('presence', { user: where.user, online: presence.online === true, lastSeen: Number(presence.lastSeen) })
         return
       }
       if (where.kind === 'inbox') this.learnUser(where.user)
