@@ -135,6 +135,7 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     })
 
     const started = Date.now()
+    let ports: Record<string, number> = {}
     const listenerSet = await openListeners(config, (stream, req) => aedes.handle(stream, req), httpHandler({
       broker: aedes,
       db,
@@ -142,6 +143,8 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
       tokenSecret,
       tokenTtlMs: config.tokenTtlMs,
       log,
+      throttle,
+      ports: () => ports,
       health: () => ({
         ok: true,
         broker: aedes.id,
@@ -151,7 +154,7 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
         uptimeSeconds: Math.round((Date.now() - started) / 1000),
       }),
     }))
-    const ports = Object.fromEntries(listenerSet.listeners.map((l: Listener) => [l.name, l.port]))
+    ports = Object.fromEntries(listenerSet.listeners.map((l: Listener) => [l.name, l.port]))
     if (embedded) {
       writeFileSync(join(config.dataDir, RUNNING_FILE), JSON.stringify({ pid: process.pid, httpPort: ports.HTTP ?? null }) + '\n')
       cleanup.push(async () => { rmSync(join(config.dataDir, RUNNING_FILE), { force: true }) })

@@ -111,5 +111,5 @@ eachMode(t, 'admin API', async (t, mode) => {
     clients: 1,
     uptimeSeconds: Number,
   }, '  ok, with the history and sessions kind of this mode and the connected device')
-  t.match(await call('GET', '/', { key: null }), { status: 404 }, 'anything else outside /api: 404')
+  t.match(await call('GET', '/nothing', { key: null }), { status: 404 }, 'anything else outside /api and the web client: 404')
 })
