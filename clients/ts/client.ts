@@ -197,7 +197,9 @@ export class ChatClient {
 
   /** A round trip to the broker; resolves with its clock (ms since the epoch). */
   async ping (): Promise<number> {
-    return Number((await this.ask({ ping: {} }, 'pong')).pong!.time)
+    const pong = (await this.ask({ ping: {} }, 'pong')).pong!
+    if (pong.user) this.learnUser(Number(pong.user)) // the broker says who this device is logged in as
+    return Number(pong.time)
   }
 
   // ---- presence ----
@@ -423,6 +425,8 @@ export class ChatClient {
     }
     this.synced = false
     this.catchingUp = (async () => {
+      // A new device learns its user id before anything else: its own messages need it.
+      if (!this.saved.user) await this.ping().catch(() => {})
       do {
         this.catchUpAgain = false
         const started = this.saved.started

@@ -15,6 +15,7 @@ eachMode(t, 'send, receive, history, receipts, typing, recall, delete for me', a
   const b1 = await sdkClient(t, tb, 'bob', 'b1', { deliveryReceipts: true, deliveryReceiptDelayMs: 10 })
   await Promise.all([a1, a2, b1].map(d => d.client.whenSynced()))
   t.equal(a1.client.state, 'online', 'online after connect')
+  t.same([a1.client.user, b1.client.user], [alice, bob], 'a new device knows its user id once synced (from the Pong)')
 
   const receipts: Receipt[] = []
   a1.client.on('receipt', r => receipts.push(r))
@@ -34,7 +35,7 @@ eachMode(t, 'send, receive, history, receipts, typing, recall, delete for me', a
   t.match(a1.messages[0], { mine: true, peer: bob, group: false }, 'own message: mine, with its peer')
   t.match(a2.messages[0], { mine: true, peer: bob, sender: alice, clientMsgId: first.clientMsgId }, "a2 knows a1's message is alice's")
   t.match(b1.messages[0], { mine: false, sender: alice, peer: alice, clientMsgId: '' }, 'bob sees it from alice')
-  t.equal(a1.client.user, alice, 'the client learned its user id from its inbox')
+  t.equal(a1.client.user, alice, 'and keeps it')
 
   const third = await a1.client.send({ user: bob }, 'read me')
   await waitFor(() => b1.messages.length === 3, 'the third message on b1')
