@@ -1,0 +1,118 @@
+// Where the CPU and memory of a run go, read from /proc (Linux): per process (the generator, the
+// broker, Postgres, Mosquitto) and for the whole machine, so a report can say what limited it and
+// whether something else was running at the same time.
+import { readFileSync, readdirSync } from 'node:fs'
+import os from 'node:os'
+import { performance } from 'node:perf_hooks'
+
+const CLOCK_TICKS = 100 // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used, or null when it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+/** Resident memory of a process in bytes, or null when it is gone. */
+export function rssBytes(pid: number): number | null {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Number(match[1]) * 1024 : null
+  } catch {
+    return null
+  }
+}
+
+/** Processes whose command line (arguments joined by spaces) passes `test`. */
+export function processesWhere(test: (cmdline: string) => boolean): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (test(readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' '))) pids.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number)
+  const total = ticks.reduce((a, b) => a + b, 0)
+  const idle = ticks[3] + (ticks[4] ?? 0)
+  return { busy: total - idle, total }
+}
+
+export interface CpuShare {
+  /** Percent of one core, per role, over the measured span. */
+  byRole: Record<string, number>
+  /** Percent of the whole machine (all cores) busy, and the part no measured role explains. */
+  machineBusy: number
+  others: number
+  cores: number
+  loadAverage: number[]
+}
+
+function secondsSinceBoot(): number {
+  return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])
+}
+
+/** When a process started, in seconds since boot; null when it is gone. */
+function startedAt(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+const REFRESH_MS = 500
+
+/**
+ * Measures CPU per role from now until stop(). `roles` names the processes of each role; it is
+ * asked again every half second, because some come and go during a run (a connection pool opens
+ * and closes Postgres backends): a process born during the span counts from its birth, one
+ * already running from when it was first seen.
+ */
+export function startCpuMeter(roles: () => Promise<Record<string, number[]>>): { stop(): Promise<CpuShare> } {
+  const started = performance.now()
+  const bootSeconds = secondsSinceBoot()
+  const machine = machineTicks()
+  const seen = new Map<number, { role: string; base: number }>()
+  const look = async () => {
+    for (const [role, pids] of Object.entries(await roles())) {
+      for (const pid of pids) {
+        if (seen.has(pid)) continue
+        const born = startedAt(pid)
+        seen.set(pid, { role, base: born !== null && born >= bootSeconds ? 0 : cpuSeconds(pid) ?? 0 })
+      }
+    }
+  }
+  let looking = look().catch(() => {})
+  const timer = setInterval(() => { looking = looking.then(look).catch(() => {}) }, REFRESH_MS)
+  return {
+    async stop() {
+      clearInterval(timer)
+      await looking
+      await look().catch(() => {})
+      const seconds = (performance.now() - started) / 1000
+      const used: Record<string, number> = {}
+      for (const [pid, { role, base }] of seen) used[role] = (used[role] ?? 0) + Math.max(0, (cpuSeconds(pid) ?? base) - base)
+      const byRole: Record<string, number> = {}
+      for (const role of new Set([...seen.values()].map((entry) => entry.role))) byRole[role] = Math.round(((used[role] ?? 0) / seconds) * 1000) / 10
+      const now = machineTicks()
+      const cores = os.cpus().length
+      const machineBusy = Math.round(((now.busy - machine.busy) / Math.max(1, now.total - machine.total)) * 1000) / 10
+      const ours = Object.values(byRole).reduce((a, b) => a + b, 0) / cores
+      return { byRole, machineBusy, others: Math.max(0, Math.round((machineBusy - ours) * 10) / 10), cores, loadAverage: os.loadavg() }
+    },
+  }
+}

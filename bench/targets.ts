@@ -1,0 +1,356 @@
+// What a run measures: this broker (weakmq) started for the run, or Mosquitto, the plain MQTT
+// reference already running on 127.0.0.1:1883. A target hands out device accounts, names the
+// processes doing its work (for CPU and memory), and cleans up after itself: weakmq's database,
+// Redis keys and process; Mosquitto's persistent sessions.
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import mqtt from 'mqtt'
+import pg from 'pg'
+import { Redis } from 'ioredis'
+import { issueToken } from '../broker/auth/tokens.ts'
+import { loadConfig, type Config } from '../broker/config.ts'
+import { createLogger } from '../broker/log.ts'
+import { startBroker, type Broker } from '../broker/server.ts'
+import type { Queryable } from '../broker/storage/db.ts'
+import type { ChildReply, ChildRequest, ChildStats } from './broker-child.ts'
+import { processesWhere, rssBytes } from './system.ts'
+
+export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const MOSQUITTO_URL = process.env.BENCH_MOSQUITTO_URL ?? 'mqtt://127.0.0.1:1883'
+
+/** One simulated device's identity on a target. */
+export interface Account {
+  index: number
+  /** weakmq: the user id; plain MQTT: the number in the user's topic. */
+  user: number
+  clientId: string
+  login?: string
+  token?: string
+}
+
+export interface Target {
+  readonly kind: 'weakmq' | 'plain'
+  readonly name: string
+  readonly host: string
+  readonly port: number
+  /** Accounts for devices 0..n-1, one user each. */
+  accounts(n: number): Promise<Account[]>
+  /** Process ids by role, for the CPU meter. */
+  processes(): Promise<Record<string, number[]>>
+  /** Resident memory of the broker process in bytes. */
+  rss(): Promise<number | null>
+  /**
+   * Heap in use by the broker in bytes: V8's heapUsed for weakmq; for Mosquitto its own count
+   * ($SYS/broker/heap/current, fresh: published after the call, so up to sys_interval, 10 s).
+   * Unlike RSS it falls when memory is freed, so before/after compares across runs.
+   */
+  heap(): Promise<number | null>
+  /** Transactions committed so far in the target's database (weakmq on Postgres only). */
+  commits(): Promise<number | null>
+  describe(): Record<string, string>
+  close(): Promise<void>
+}
+
+export interface WeakmqOptions {
+  /** History: a fresh database on the Postgres server, or an in-memory PGlite (tests). */
+  history: 'postgres' | 'pglite'
+  sessions: 'memory' | 'redis'
+  /** The broker in its own process (the default for measurements) or in this one (tests). */
+  process: 'child' | 'inprocess'
+  overrides?: Partial<Config>
+}
+
+const DEVICE_ID_BASE = 1000
+const TOKEN_TTL_MS = 24 * 3600_000
+
+/** Users {prefix}1..{prefix}n in one statement, in index order. */
+async function insertUsers(db: Queryable, n: number, prefix: string): Promise<Array<{ id: number; login: string }>> {
+  const rows = await db.query<{ id: number; login: string }>(
+    'INSERT INTO users (login) SELECT $2 || g FROM generate_series(1, $1::int) g RETURNING id, login', [n, prefix])
+  const number = (login: string) => Number(login.slice(prefix.length))
+  return rows.map((row) => ({ id: Number(row.id), login: row.login })).sort((a, b) => number(a.login) - number(b.login))
+}
+
+function pgQueryable(client: pg.Client): Queryable {
+  return {
+    query: async (sql, params) => (await client.query(sql, params)).rows,
+    exec: async (sql) => { await client.query(sql) },
+  }
+}
+
+function baseConfig(): Config {
+  return {
+    ...loadConfig([], {}),
+    host: '127.0.0.1',
+    mqttPort: 0,
+    wsPort: null,
+    httpPort: null,
+    logLevel: 'warn',
+    adminKey: randomBytes(18).toString('base64url'),
+    tokenSecret: randomBytes(24).toString('base64url'),
+  }
+}
+
+function startChild(config: Config): Promise<{ child: ChildProcess; ports: Record<string, number> }> {
+  const file = fileURLToPath(new URL('./broker-child.ts', import.meta.url))
+  // BENCH_BROKER_NODE_ARGS adds Node flags to the broker process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const extra = (process.env.BENCH_BROKER_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const child = fork(file, [], { execArgv: ['--import', 'tsx', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the broker process exited (${code}) before it was ready`))
+    child.once('exit', onExit)
+    child.once('message', (reply: ChildReply) => {
+      child.off('exit', onExit)
+      if (reply.type === 'ready') resolve({ child, ports: reply.ports })
+      else {
+        child.kill()
+        reject(new Error(`the broker did not start: ${reply.type === 'failed' ? reply.error : reply.type}`))
+      }
+    })
+    child.send({ type: 'start', config } satisfies ChildRequest)
+  })
+}
+
+function askChild(child: ChildProcess, request: ChildRequest, expect: ChildReply['type'], limitMs = 10_000): Promise<ChildReply | null> {
+  if (!child.connected) return Promise.resolve(null)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { child.off('message', onMessage); resolve(null) }, limitMs)
+    const onMessage = (reply: ChildReply) => {
+      if (reply.type !== expect) return
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      resolve(reply)
+    }
+    child.on('message', onMessage)
+    child.send(request)
+  })
+}
+
+/** weakmq on a fresh database (and Redis prefix), in a child process or in this one. */
+export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
+  const tag = randomBytes(4).toString('hex')
+  const config = baseConfig()
+  const cleanup: Array<() => Promise<void>> = []
+  // Every step runs, and one that fails says so: a database or Redis keys left behind must be seen.
+  const undo = async () => {
+    for (const step of cleanup.reverse()) {
+      await step().catch((err: Error) => process.stderr.write(`bench: cleanup of the weakmq target failed: ${err.message}\n`))
+    }
+  }
+  let database = ''
+  let admin: pg.Client | null = null
+  try {
+    if (options.history === 'postgres') {
+      database = `bench_${tag}`
+      admin = new pg.Client({ connectionString: BENCH_DATABASE_URL })
+      await admin.connect()
+      await admin.query(`CREATE DATABASE ${database}`)
+      const url = new URL(BENCH_DATABASE_URL)
+      url.pathname = `/${database}`
+      config.databaseUrl = url.toString()
+      const statsClient = admin
+      statsClient.on('error', () => {}) // a lost stats connection only costs the commit counts
+      cleanup.push(async () => {
+        await statsClient.end().catch(() => {})
+        // A connection of its own for the drop, so it does not depend on one open for minutes.
+        const dropper = new pg.Client({ connectionString: BENCH_DATABASE_URL })
+        await dropper.connect()
+        try {
+          await dropper.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+        } finally {
+          await dropper.end()
+        }
+      })
+    } else {
+      config.dataDir = 'memory'
+    }
+    if (options.sessions === 'redis') {
+      config.redisUrl = BENCH_REDIS_URL
+      config.redisPrefix = `wmqbench:${tag}:`
+      cleanup.push(async () => {
+        const redis = new Redis(BENCH_REDIS_URL)
+        let cursor = '0'
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.redisPrefix}*`, 'COUNT', 1000)
+          cursor = next
+          if (keys.length) await redis.del(...keys)
+        } while (cursor !== '0')
+        redis.disconnect()
+      })
+    }
+    if (config.databaseUrl === '' && config.dataDir !== 'memory') {
+      const dir = mkdtempSync(join(tmpdir(), 'wmq-bench-'))
+      config.dataDir = dir
+      cleanup.push(async () => rmSync(dir, { recursive: true, force: true }))
+    }
+    Object.assign(config, options.overrides ?? {})
+
+    let port: number
+    let db: Queryable
+    let rss: () => Promise<number | null>
+    let heap: () => Promise<number | null>
+    let brokerPid: number
+    if (options.process === 'child') {
+      const { child, ports } = await startChild(config)
+      cleanup.push(async () => {
+        const exited = once(child, 'exit')
+        if (!await askChild(child, { type: 'close' }, 'closed', 20_000)) child.kill('SIGKILL')
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+      })
+      port = ports.MQTT
+      brokerPid = child.pid!
+      const client = new pg.Client({ connectionString: config.databaseUrl })
+      await client.connect()
+      cleanup.push(() => client.end())
+      db = pgQueryable(client)
+      rss = async () => {
+        const stats = await askChild(child, { type: 'stats' }, 'stats') as ChildStats | null
+        return stats?.rss ?? rssBytes(brokerPid)
+      }
+      heap = async () => {
+        const stats = await askChild(child, { type: 'stats' }, 'stats') as ChildStats | null
+        return stats?.heapUsed ?? null
+      }
+    } else {
+      const broker: Broker = await startBroker(config, createLogger(config.logLevel))
+      cleanup.push(() => broker.close())
+      port = broker.ports.MQTT
+      db = broker.db
+      brokerPid = process.pid
+      rss = async () => process.memoryUsage().rss
+      heap = async () => process.memoryUsage().heapUsed
+    }
+    const secret = Buffer.from(config.tokenSecret, 'utf8')
+    // The server's own writers work for every database, ours included: counted with our backends.
+    const postgresWriters = ['walwriter', 'checkpointer', 'background writer'].flatMap((name) => processesWhere((cmdline) => cmdline.startsWith('postgres: ') && cmdline.includes(name)))
+    const redisServer = options.sessions === 'redis' ? processesWhere((cmdline) => cmdline.startsWith('redis-server')) : []
+    let provisioned = 0
+    let devices = 0
+    return {
+      kind: 'weakmq',
+      name: 'weakmq',
+      host: '127.0.0.1',
+      port,
+      async accounts(n) {
+        // Each call makes new users and devices: device ids follow on from the last call's.
+        const users = await insertUsers(db, n, `b${tag}${provisioned}-`)
+        const firstDevice = DEVICE_ID_BASE + devices
+        provisioned++
+        devices += n
+        const expires = Date.now() + TOKEN_TTL_MS
+        return users.map((user, index) => ({
+          index,
+          user: user.id,
+          clientId: (firstDevice + index).toString(36),
+          login: user.login,
+          token: issueToken(secret, user.id, expires),
+        }))
+      },
+      async processes() {
+        const roles: Record<string, number[]> = { broker: [brokerPid] }
+        if (admin && database) {
+          const backends = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [database])
+          roles.postgres = [...backends.rows.map((row) => row.pid), ...postgresWriters]
+        }
+        if (options.sessions === 'redis') roles.redis = redisServer
+        return roles
+      },
+      rss,
+      heap,
+      async commits() {
+        if (!admin || !database) return null
+        const rows = await admin.query<{ commits: string }>('SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = $1', [database])
+        return rows.rows[0] ? Number(rows.rows[0].commits) : null
+      },
+      describe: () => ({
+        broker: `weakmq (${options.process === 'child' ? 'own process' : 'in the generator process'})`,
+        history: options.history === 'postgres' ? 'Postgres server, fresh database' : 'PGlite in memory',
+        sessions: options.sessions === 'redis' ? 'Redis (aedes-persistence-redis, mqemitter-redis)' : 'memory',
+        sendBatchMax: String(config.sendBatchMax),
+        logLevel: config.logLevel,
+      }),
+      close: undo,
+    }
+  } catch (err) {
+    await undo()
+    throw err
+  }
+}
+
+function mosquittoPid(): number | null {
+  try {
+    return Number(readFileSync('/run/mosquitto/mosquitto.pid', 'utf8').trim()) || null
+  } catch {
+    return processesWhere((cmdline) => /^(\S*\/)?mosquitto\s/.test(cmdline))[0] ?? null
+  }
+}
+
+/** The next $SYS/broker/heap/current Mosquitto publishes (not the retained one), or null within 15 s. */
+function mosquittoHeap(url: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(url, { clientId: `bheap${randomBytes(4).toString('hex')}`, clean: true, protocolVersion: 4, reconnectPeriod: 0 })
+    const done = (value: number | null) => {
+      clearTimeout(timer)
+      client.end(true)
+      resolve(value)
+    }
+    const timer = setTimeout(() => done(null), 15_000)
+    client.on('error', () => done(null))
+    client.on('connect', () => client.subscribe('$SYS/broker/heap/current', { qos: 0 }))
+    client.on('message', (_topic, payload, packet) => {
+      if (!packet.retain) done(parseInt(payload.toString('utf8'), 10) || null)
+    })
+  })
+}
+
+/**
+ * Mosquitto, already running. Client ids and topic numbers are fresh per run; at close every
+ * session the run made is cleaned (CONNECT with clean=true), so the broker keeps nothing of it.
+ */
+export async function mosquitto(url = MOSQUITTO_URL): Promise<Target> {
+  const { hostname, port } = new URL(url)
+  const tag = randomBytes(3).toString('hex')
+  // Small numbers, so topics are as short as weakmq's `u/{user}` (the bytes scenario compares them).
+  const userBase = 1 + Math.floor(Math.random() * 1000)
+  const clientIds: string[] = []
+  let provisioned = 0
+  const pid = mosquittoPid()
+  return {
+    kind: 'plain',
+    name: 'mosquitto',
+    host: hostname,
+    port: Number(port || 1883),
+    async accounts(n) {
+      const batch = provisioned++
+      const accounts = Array.from({ length: n }, (_, index) => ({
+        index,
+        user: userBase + batch * 1_000_000 + index,
+        clientId: `b${tag}${batch}-${index.toString(36)}`,
+      }))
+      clientIds.push(...accounts.map((a) => a.clientId))
+      return accounts
+    },
+    processes: async () => ({ broker: pid ? [pid] : [] }),
+    rss: async () => (pid ? rssBytes(pid) : null),
+    heap: () => mosquittoHeap(url),
+    commits: async () => null,
+    describe: () => ({ broker: 'Mosquitto (already running, persistence on, default limits)' }),
+    async close() {
+      // Fifty at a time: a clean CONNECT drops the session the run left behind.
+      for (let i = 0; i < clientIds.length; i += 50) {
+        await Promise.all(clientIds.slice(i, i + 50).map((clientId) => new Promise<void>((resolve) => {
+          const client = mqtt.connect(url, { clientId, clean: true, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 })
+          const done = () => client.end(true, {}, () => resolve())
+          client.once('connect', done)
+          client.once('error', done)
+        })))
+      }
+    },
+  }
+}
