@@ -22,6 +22,9 @@ type Handle = (stream: Duplex, req?: IncomingMessage) => void
 function bind (server: Server, name: string, setting: SettingName, port: number, host: string): Promise<Listener> {
   const sockets = new Set<Socket>()
   server.on('connection', (socket: Socket) => {
+    // A reply (SendAck) must not wait for the device's delayed ACK of the PUBACK before it: on a
+    // mobile link Nagle would cost a round trip (measured on loopback: SendAck p50 43 ms -> 11.5 ms).
+    socket.setNoDelay(true)
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
   })
