@@ -335,3 +335,20 @@ export async function addUsersAt (databaseUrl: string, logins: string[]): Promis
     await db.close()
   }
 }
+
+/** Runs the admin command in this process; resolves with the lines it printed. */
+export async function adminLines (argv: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const { runAdmin } = await import('../broker/admin/cli.ts')
+  const lines: string[] = []
+  await runAdmin(argv, line => lines.push(line), env)
+  return lines
+}
+
+/** The error the admin command fails with (an Error saying so when it succeeds instead). */
+export async function adminFailure (argv: string[], env: NodeJS.ProcessEnv): Promise<Error> {
+  try {
+    return new Error(`expected a failure, got: ${(await adminLines(argv, env)).join(' | ')}`)
+  } catch (err) {
+    return err as Error
+  }
+}

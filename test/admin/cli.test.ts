@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { AdminError, allUsers } from '../../broker/admin/accounts.ts'
-import { runAdmin } from '../../broker/admin/cli.ts'
+import { adminFailure as failure, adminLines as admin } from '../harness.ts'
 import { verifyToken } from '../../broker/auth/tokens.ts'
 import { ConfigError, StartError } from '../../broker/config.ts'
 import { createLogger } from '../../broker/log.ts'
@@ -22,23 +22,6 @@ function tempDataDir (t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'wmq-admin-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-/** Runs the admin command in this process; resolves with the lines it printed. */
-async function admin (argv: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
-  const lines: string[] = []
-  await runAdmin(argv, line => lines.push(line), env)
-  return lines
-}
-
-/** The error the admin command fails with (the test fails if it succeeds). */
-async function failure (argv: string[], env: NodeJS.ProcessEnv): Promise<Error> {
-  try {
-    const lines = await admin(argv, env)
-    return new Error(`expected a failure, got: ${lines.join(' | ')}`)
-  } catch (err) {
-    return err as Error
-  }
 }
 
 /** A broker on `dataDir` (all ports 0) whose log lines are kept; closed at the end of the test. */

@@ -8,27 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AdminError } from '../../broker/admin/accounts.ts'
-import { runAdmin } from '../../broker/admin/cli.ts'
+import { adminFailure as failure, adminLines as admin } from '../harness.ts'
 import { ConfigError } from '../../broker/config.ts'
 import { httpHandler } from '../../broker/http.ts'
 import { createLogger } from '../../broker/log.ts'
 import { startBroker } from '../../broker/server.ts'
 import { ask, closeAtEnd, connectDevice, eachMode, startTestBroker, testConfig, type TestBroker } from '../harness.ts'
 import { CONTACT, NONE, addUsers, connectAll, contactEvents, marker } from './support.ts'
-
-async function admin (argv: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
-  const lines: string[] = []
-  await runAdmin(argv, line => lines.push(line), env)
-  return lines
-}
-
-async function failure (argv: string[], env: NodeJS.ProcessEnv): Promise<Error> {
-  try {
-    return new Error(`expected a failure, got: ${(await admin(argv, env)).join(' | ')}`)
-  } catch (err) {
-    return err as Error
-  }
-}
 
 t.test('the admin command, straight to the database', async t => {
   const dataDir = mkdtempSync(join(tmpdir(), 'wmq-contacts-'))
