@@ -20,16 +20,21 @@ export interface ChatContext {
   limits: ChatLimits
   /** The 1:1 conversation of two users (cached: it never changes once made). */
   directConversation (a: number, b: number): Promise<number>
+  /** The 1:1 conversation of two users if this broker has it cached, without asking storage. */
+  cachedDirectConversation (a: number, b: number): number | undefined
 }
 
 const CACHE_LIMIT = 100_000
 
-export function createChatContext (base: Omit<ChatContext, 'directConversation'>): ChatContext {
+const pair = (a: number, b: number) => a < b ? `${a}:${b}` : `${b}:${a}`
+
+export function createChatContext (base: Omit<ChatContext, 'directConversation' | 'cachedDirectConversation'>): ChatContext {
   const direct = new Map<string, number>()
   return {
     ...base,
+    cachedDirectConversation: (a, b) => direct.get(pair(a, b)),
     async directConversation (a, b) {
-      const key = a < b ? `${a}:${b}` : `${b}:${a}`
+      const key = pair(a, b)
       const cached = direct.get(key)
       if (cached !== undefined) return cached
       if (!await findUserById(base.db, b)) throw new RequestError(wmq.ErrorCode.UNKNOWN_USER, `no user ${b}`)

@@ -3,7 +3,7 @@
 // the same words: a blocked user cannot tell a block from a setting (issue 7 §4: silent).
 import { wmq } from '../../schema/generated/chat.js'
 import type { Queryable } from '../storage/db.ts'
-import { directVerdict, groupAddRefusals } from '../storage/contacts.ts'
+import { directVerdict, groupAddRefusals, type DirectVerdict } from '../storage/contacts.ts'
 import { RequestError } from './errors.ts'
 
 const { FORBIDDEN, UNKNOWN_USER } = wmq.ErrorCode
@@ -25,12 +25,17 @@ export function userOf (value: number | null | undefined): number {
 /** Issue 7 §4-5: `sender` may write to `recipient` 1:1 (oneself: "saved messages", always). */
 export async function requireMayWrite (db: Queryable, sender: number, recipient: number): Promise<void> {
   if (sender === recipient) return
-  switch (await directVerdict(db, sender, userOf(recipient))) {
-    case 'unknown user': throw new RequestError(UNKNOWN_USER, `no user ${recipient}`)
-    case 'refused': throw refusal([recipient])
+  const verdict = await directVerdict(db, sender, userOf(recipient))
+  if (verdict !== 'ok') throw directRefusal(verdict, recipient)
+}
+
+/** The error a device gets for a 1:1 send its recipient does not accept. */
+export function directRefusal (verdict: Exclude<DirectVerdict, 'ok'>, recipient: number): RequestError {
+  switch (verdict) {
+    case 'unknown user': return new RequestError(UNKNOWN_USER, `no user ${recipient}`)
+    case 'refused': return refusal([recipient])
     // The sender's own block: telling the sender so reveals nothing to anyone.
-    case 'sender blocks': throw new RequestError(FORBIDDEN, `you block user ${recipient}: unblock them to write`)
-    case 'ok': return
+    case 'sender blocks': return new RequestError(FORBIDDEN, `you block user ${recipient}: unblock them to write`)
   }
 }
 

@@ -6,7 +6,7 @@ import { encodeContent } from './content.ts'
 import type { ChatContext } from './context.ts'
 import { deliverMessage } from './deliver.ts'
 import { RequestError } from './errors.ts'
-import { requireMayWrite } from './policy.ts'
+import { directRefusal, requireMayWrite, userOf } from './policy.ts'
 import type { Later } from './requests.ts'
 
 const { INVALID_ARGUMENT, UNKNOWN_GROUP, NOT_MEMBER } = wmq.ErrorCode
@@ -19,24 +19,30 @@ export async function send (ctx: ChatContext, who: Identity, request: wmq.ISend)
   }
   const content = encodeContent(request.content, ctx.limits.maxBody)
   let conversation: number
+  let recipient: number | undefined
   const toGroup = Boolean(request.group)
   if (request.user) {
-    // Issue 7 §4-5: blocks and "contacts only", checked before the conversation is made, so a
-    // refused send stores nothing.
-    await requireMayWrite(ctx.db, who.user, Number(request.user))
-    conversation = await ctx.directConversation(who.user, Number(request.user))
+    recipient = userOf(request.user)
+    // Issue 7 §4-5: blocks and "contacts only". The writer checks them for every 1:1 send in its
+    // batch; a first send is also checked before its conversation is made, so a refused first
+    // send stores nothing, not even an empty conversation.
+    const known = ctx.cachedDirectConversation(who.user, recipient)
+    if (known === undefined) await requireMayWrite(ctx.db, who.user, recipient)
+    conversation = known ?? await ctx.directConversation(who.user, recipient)
   }
   else if (request.group) conversation = Number(request.group)
   else throw new RequestError(INVALID_ARGUMENT, 'a send needs a recipient: user or group')
 
   // Appended now, in the order this device sent; answered once committed.
-  const outcome = ctx.writer.append({ sender: who.user, clientMsgId, conversation, content, toGroup })
+  const outcome = ctx.writer.append({ sender: who.user, clientMsgId, conversation, content, toGroup, recipient })
   return {
     later: outcome.then(async result => {
       if (!result.ok) {
-        throw result.reason === 'not a member'
-          ? new RequestError(NOT_MEMBER, `not a member of group ${conversation}`)
-          : new RequestError(UNKNOWN_GROUP, `no group ${conversation}`)
+        switch (result.reason) {
+          case 'not a member': throw new RequestError(NOT_MEMBER, `not a member of group ${conversation}`)
+          case 'unknown conversation': throw new RequestError(UNKNOWN_GROUP, `no group ${conversation}`)
+          default: throw directRefusal(result.reason, recipient!)
+        }
       }
       const { message } = result
       if (!result.repeat) {

@@ -1,5 +1,6 @@
 // Conversations and messages: the SQL of the send path. A batch of sends is stored with a fixed
 // number of statements whatever its size (group commit, issue 3 §3).
+import { directVerdicts, pairKey, type DirectVerdict } from './contacts.ts'
 import type { Queryable } from './db.ts'
 
 /** A message as stored: its content is wmq.Content protobuf bytes (empty once recalled). */
@@ -21,11 +22,13 @@ export interface PendingSend {
   content: Uint8Array
   /** The device named a group: a 1:1 conversation's id is no group. */
   toGroup: boolean
+  /** A 1:1 send to another user: checked against the recipient's blocks and policy (issue 7). */
+  recipient?: number
 }
 
 export type SendOutcome =
   | { ok: true, message: StoredMessage, repeat: boolean, members: number[] }
-  | { ok: false, reason: 'unknown conversation' | 'not a member' }
+  | { ok: false, reason: 'unknown conversation' | 'not a member' | Exclude<DirectVerdict, 'ok'> }
 
 const key = (sender: number, clientMsgId: Uint8Array) => `${sender}:${Buffer.from(clientMsgId).toString('base64')}`
 const buffers = (list: Uint8Array[]) => list.map(b => Buffer.from(b.buffer, b.byteOffset, b.byteLength))
@@ -58,6 +61,13 @@ export async function storeSends (tx: Queryable, sends: PendingSend[], now: numb
     known.set(row.id, entry)
   }
 
+  const direct = sends.filter(s => s.recipient !== undefined && s.recipient !== s.sender)
+  const verdicts = direct.length > 0
+    ? await directVerdicts(tx, direct.map(s => ({ sender: s.sender, recipient: s.recipient! })))
+    : new Map<string, DirectVerdict>()
+  const verdictOf = (send: PendingSend): DirectVerdict =>
+    send.recipient === undefined || send.recipient === send.sender ? 'ok' : verdicts.get(pairKey(send.sender, send.recipient))!
+
   // Decide each send in arrival order; count the new messages per conversation.
   const outcomes: Array<SendOutcome | { fresh: PendingSend, index: number }> = []
   const inBatch = new Map<string, number>()
@@ -66,6 +76,7 @@ export async function storeSends (tx: Queryable, sends: PendingSend[], now: numb
     const k = key(send.sender, send.clientMsgId)
     const conversation = known.get(send.conversation)
     const stored = earlier.get(k)
+    const verdict = verdictOf(send)
     if (stored) {
       outcomes.push({ ok: true, message: stored, repeat: true, members: known.get(stored.conversation)?.members ?? [] })
     } else if (inBatch.has(k)) {
@@ -74,6 +85,8 @@ export async function storeSends (tx: Queryable, sends: PendingSend[], now: numb
       outcomes.push({ ok: false, reason: 'unknown conversation' })
     } else if (!conversation.members.includes(send.sender)) {
       outcomes.push({ ok: false, reason: 'not a member' })
+    } else if (verdict !== 'ok') {
+      outcomes.push({ ok: false, reason: verdict })
     } else {
       inBatch.set(k, outcomes.length)
       counts.set(send.conversation, (counts.get(send.conversation) ?? 0) + 1)

@@ -4,6 +4,7 @@ import { createMessageWriter } from '../../broker/chat/writer.ts'
 import { createLogger } from '../../broker/log.ts'
 import { openHistory } from '../../broker/server.ts'
 import { migrate } from '../../broker/storage/migrate.ts'
+import { changeContact } from '../../broker/storage/contacts.ts'
 import { directConversation } from '../../broker/storage/messages.ts'
 import { insertUser } from '../../broker/storage/users.ts'
 import { wmq } from '../../schema/generated/chat.js'
@@ -31,4 +32,39 @@ eachMode(t, 'group commit', async (t, mode) => {
   const lone = await writer.append({ sender: alice, clientMsgId: new Uint8Array([9, 9, 9]), conversation, content, toGroup: false })
   t.ok(lone.ok && lone.message.seq === 201, 'an idle writer commits a lone send at once')
   t.equal(writer.stats().batches, batches + 1)
+})
+
+// Issue 7 §4 on the send path: the writer checks blocks for the whole batch inside its transaction,
+// so a send refused by its recipient takes no seq and the others of the batch are stored in order.
+eachMode(t, 'a refused 1:1 send in a batch stores nothing and leaves no gap', async (t, mode) => {
+  const storage = await freshStorage(mode)
+  const db = await openHistory(testConfig(storage.overrides))
+  t.teardown(async () => { await db.close(); await storage.drop() })
+  await migrate(db)
+  const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(async login => (await insertUser(db, login, null))!.id))
+  const withBob = await db.transaction(tx => directConversation(tx, alice, bob))
+  const withCarol = await db.transaction(tx => directConversation(tx, alice, carol))
+  const blocked = await db.transaction(tx => changeContact(tx, carol, alice, 'block', '', Date.now()))
+  t.ok(blocked.ok, 'carol blocks alice')
+  const writer = createMessageWriter(db, createLogger('error'), 50)
+  const content = wmq.Content.encode({ text: 'hi' }).finish()
+
+  const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => writer.append({
+    sender: alice, clientMsgId: new Uint8Array([i]), content, toGroup: false,
+    ...(i % 3 === 1 ? { conversation: withCarol, recipient: carol } : { conversation: withBob, recipient: bob }),
+  })))
+  t.same(outcomes.filter((_, i) => i % 3 === 1).map(o => o.ok ? 'stored' : o.reason), Array(10).fill('refused'),
+    'every send to carol, who blocks alice: refused')
+  t.same(outcomes.filter((_, i) => i % 3 !== 1).map(o => o.ok ? o.message.seq : -1), Array.from({ length: 20 }, (_, i) => i + 1),
+    'the sends to bob: seqs 1..20, no gap')
+  t.ok(writer.stats().batches < 30, `in ${writer.stats().batches} transactions`)
+  const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1', [withCarol])
+  t.equal(rows[0].n, 0, 'no message stored in the conversation with carol')
+
+  const fromCarol = await writer.append({ sender: carol, clientMsgId: new Uint8Array([1]), conversation: withCarol, recipient: alice, content, toGroup: false })
+  t.same(fromCarol.ok ? 'stored' : fromCarol.reason, 'sender blocks', 'carol, who blocks alice, may not write to her and is told why')
+  const mine = await db.transaction(tx => changeContact(tx, alice, carol, 'block', '', Date.now()))
+  t.ok(mine.ok, 'alice blocks carol too')
+  const own = await writer.append({ sender: alice, clientMsgId: new Uint8Array([99]), conversation: withCarol, recipient: carol, content, toGroup: false })
+  t.same(own.ok ? 'stored' : own.reason, 'refused', "alice is told carol's refusal first, which says nothing of a block")
 })
