@@ -32,16 +32,21 @@ export async function listUsers (db: Queryable): Promise<Array<User & { devices:
 
 /**
  * DESIGN 8: a device is bound to the user of its first login. Returns the user the device belongs
- * to, which is `user` unless another user bound it first.
+ * to, which is `user` unless another user bound it first. A known device is only read: a
+ * reconnect costs no commit (a reconnect storm would otherwise be a storm of commits); its
+ * last_seen is written when it disconnects (touchDevice).
  */
 export async function bindDevice (db: Queryable, device: number, user: number): Promise<number> {
+  const known = await deviceOwner(db, device)
+  if (known !== null) return known
   const rows = await db.query<{ userId: number }>(
-    `INSERT INTO devices (id, user_id) VALUES ($1, $2)
-     ON CONFLICT (id) DO UPDATE SET last_seen = now() WHERE devices.user_id = $2
-     RETURNING user_id AS "userId"`, [device, user])
-  if (rows[0]) return rows[0].userId
-  const owner = await db.query<{ userId: number }>('SELECT user_id AS "userId" FROM devices WHERE id = $1', [device])
-  return owner[0].userId
+    'INSERT INTO devices (id, user_id) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING user_id AS "userId"', [device, user])
+  return rows[0]?.userId ?? (await deviceOwner(db, device))! // or another connection bound it meanwhile
+}
+
+async function deviceOwner (db: Queryable, device: number): Promise<number | null> {
+  const rows = await db.query<{ userId: number }>('SELECT user_id AS "userId" FROM devices WHERE id = $1', [device])
+  return rows[0]?.userId ?? null
 }
 
 /** The named secret, made (random, 32 bytes) and stored by whichever node asks first. */
