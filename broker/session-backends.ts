@@ -27,23 +27,32 @@ const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
 }
 
 interface ClearingStore {
+  outgoingUpdate (client: unknown, packet: object): Promise<unknown>
   outgoingClearMessageId (client: unknown, packet: { messageId?: number }, cb?: unknown): Promise<unknown> | unknown
 }
+
+/** A packet identifier no MQTT packet has (they are 1-65535): marks a skipped packet for clearing. */
+const SKIPPED = -1
 
 /**
  * aedes#543: when authorizeForward skips a packet for a persistent session (DESIGN 7, no echo),
  * aedes asks the store to clear it before it has a messageId. The memory store then removes
  * another packet in flight to that client, whose delivery fails with "no such packet" and drops
- * the client; the Redis store finds nothing. Here such a call clears nothing in either store: the
- * skipped packet is cleared when the device next connects (aedes gives it an id before filtering).
+ * the client; the Redis store finds nothing, and the skipped packet stays queued. Left there, a
+ * device's queue would grow by one packet per message it sends (and every PUBACK would scan it).
+ * Here the skipped packet, found by its broker id and counter, is given an identifier no real
+ * packet has and cleared by it, in either store.
  */
-function clearOnlyWithMessageId<T extends object> (store: T): T {
+function clearSkippedPackets<T extends object> (store: T): T {
   const clearing = store as unknown as ClearingStore
+  const update = clearing.outgoingUpdate.bind(store)
   const clear = clearing.outgoingClearMessageId.bind(store)
   clearing.outgoingClearMessageId = (client, packet, cb) => {
     if (packet.messageId !== undefined) return clear(client, packet, cb)
-    if (typeof cb === 'function') return cb(null)
-    return Promise.resolve(undefined)
+    const cleared = update(client, { ...packet, messageId: SKIPPED })
+      .then(() => clear(client, { messageId: SKIPPED }), () => undefined) // not queued: nothing to clear
+    if (typeof cb === 'function') cleared.then(() => cb(null), cb as (err: Error) => void)
+    return cleared
   }
   return store
 }
@@ -154,7 +163,7 @@ function withoutWills<T extends object> (store: T): T {
 }
 
 /** The fixes both stores need. */
-const patched = <T extends object>(store: T): T => withoutWills(clearOnlyWithMessageId(store))
+const patched = <T extends object>(store: T): T => withoutWills(clearSkippedPackets(store))
 
 export interface SessionBackend {
   kind: 'memory' | 'redis'

@@ -47,3 +47,36 @@ eachMode(t, 'two users, three devices', async (t, mode) => {
   const noTarget = await ask(a1, { send: { clientMsgId: newClientMsgId(), content: { text: 'x' } } })
   t.equal(noTarget.error?.code, wmq.ErrorCode.INVALID_ARGUMENT, 'a send without a recipient gets INVALID_ARGUMENT')
 })
+
+// aedes#543 and the no-echo rule (DESIGN 7): the copy of a message skipped for the device that sent
+// it must not stay in that device's session queue, or the queue grows by one packet per message
+// the device sends, in memory or in Redis, for as long as it stays connected.
+eachMode(t, 'a sending device keeps no queued copy of its own messages', async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  const alice = await tb.addUser('alice')
+  const bob = await tb.addUser('bob')
+  const connect = async (login: string, device: string) =>
+    connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login) })
+  const [a1, a2, b1] = [await connect('alice', 'a1'), await connect('alice', 'a2'), await connect('bob', 'b1')]
+  closeAtEnd(t, a1, a2, b1)
+
+  for (let i = 0; i < 30; i++) t.ok((await sendText(a1, { user: bob }, `text ${i}`)).sendAck, `send ${i} acknowledged`)
+  await b1.next(d => d.message?.content?.text === 'text 29', 'the last text on b1')
+  await a2.next(d => d.message?.content?.text === 'text 29', "the last text on alice's other device")
+
+  const store = tb.broker.aedes.persistence as unknown as { outgoingStream (client: { id: string }): AsyncIterable<unknown> }
+  const queued = async (device: string) => {
+    let n = 0
+    for await (const _ of store.outgoingStream({ id: device })) n++
+    return n
+  }
+  // PUBACKs are cleared as they arrive; give them a bounded while.
+  let left: number[] = []
+  for (let tries = 0; tries < 50; tries++) {
+    left = [await queued('a1'), await queued('a2'), await queued('b1')]
+    if (left.every(n => n === 0)) break
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  t.same(left, [0, 0, 0], 'no packet left queued for a1 (the sender), a2 or b1 once everything is acknowledged')
+  t.same(textsOf(a1), [], 'and a1 got no echo of its own texts')
+})
