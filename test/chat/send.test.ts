@@ -64,7 +64,7 @@ eachMode(t, 'a sending device keeps no queued copy of its own messages', async (
   await b1.next(d => d.message?.content?.text === 'text 29', 'the last text on b1')
   await a2.next(d => d.message?.content?.text === 'text 29', "the last text on alice's other device")
 
-  const store = tb.broker.aedes.persistence as unknown as { outgoingStream (client: { id: string }): AsyncIterable<unknown> }
+  const { persistence: store } = tb.broker.aedes as unknown as { persistence: { outgoingStream (client: { id: string }): AsyncIterable<unknown> } }
   const queued = async (device: string) => {
     let n = 0
     for await (const _ of store.outgoingStream({ id: device })) n++

@@ -4,14 +4,14 @@
 import t, { type Test } from 'tap'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { fileURLToPath } from 'node:url'
 import { runAdmin } from '../../broker/admin/cli.ts'
 import { StartError } from '../../broker/config.ts'
-import { ListenError } from '../../broker/listeners.ts'
+import { ListenError, coalesceWrites } from '../../broker/listeners.ts'
 import { createLogger } from '../../broker/log.ts'
 import { RUNNING_FILE, startBroker } from '../../broker/server.ts'
 import { closeAtEnd, connectDevice, eachMode, sendToUser, startTestBroker, testConfig, wmq } from '../harness.ts'
@@ -276,4 +276,43 @@ t.test('npm start with a setting that does not parse', async t => {
   const child = npmStart(t, { MQTT_PORT: 'eighteen', DATA_DIR: tempDir(t) })
   t.same(await child.exited, { code: 1, signal: null }, 'exit code 1')
   t.equal(child.stderr(), 'error: MQTT_PORT must be a port from 0 to 65535 or "off", not "eighteen"\n', '  one line naming the setting')
+})
+
+// With TCP_NODELAY every write is its own syscall and segment; packets written in one turn of the
+// event loop (a batch's deliveries to one device, a PUBACK and a reply) are handed to the kernel
+// as one write, in order.
+t.test('packets written in one turn leave in one write', async t => {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => server.close(() => resolve())))
+  const accepted = new Promise<Socket>(resolve => server.once('connection', resolve))
+  const client = connect((server.address() as { port: number }).port, '127.0.0.1')
+  t.teardown(() => client.destroy())
+  const socket = await accepted
+  socket.setNoDelay(true)
+  coalesceWrites(socket)
+  // Count what the stream hands to the socket's handle: one call per syscall-level write.
+  const handed: number[] = []
+  const internal = socket as unknown as { _write: (...a: unknown[]) => void, _writev: (chunks: unknown[], cb: unknown) => void }
+  const single = internal._write.bind(socket)
+  const many = internal._writev.bind(socket)
+  internal._write = (...a) => { handed.push(1); single(...a) }
+  internal._writev = (chunks, cb) => { handed.push(chunks.length); many(chunks, cb) }
+
+  let received = ''
+  const all = new Promise<void>(resolve => client.on('data', chunk => {
+    received += chunk.toString()
+    if (received.length === 15) resolve()
+  }))
+  for (const packet of ['one..', 'two..', 'three']) socket.write(packet)
+  await all
+  t.same(handed, [3], 'three writes in one turn: one writev of three chunks')
+  t.equal(received, 'one..two..three', 'in the order written')
+
+  socket.write('four.')
+  await new Promise(resolve => setImmediate(resolve))
+  await new Promise(resolve => setImmediate(resolve))
+  socket.write('five.')
+  await new Promise(resolve => client.once('data', resolve))
+  t.ok(handed.length >= 3, `writes in later turns leave in their own turn (${handed.length} handed so far)`)
 })
