@@ -26,6 +26,7 @@ export const settings = {
   databaseUrl: { env: 'DATABASE_URL', flag: 'database-url', kind: 'secret', default: '', doc: 'a Postgres server for history instead of the embedded database, e.g. `postgres://user@host/db`' },
   redisUrl: { env: 'REDIS_URL', flag: 'redis-url', kind: 'secret', default: '', doc: 'Redis for sessions (aedes-persistence-redis) and fan-out (mqemitter-redis); needed for several nodes' },
   redisPrefix: { env: 'REDIS_PREFIX', flag: 'redis-prefix', kind: 'string', default: 'wmq:', doc: 'prefix of every Redis key and pub/sub channel, so deployments can share a Redis' },
+  redisCluster: { env: 'REDIS_CLUSTER', flag: 'redis-cluster', kind: 'switch', default: 'off', doc: '`on`: REDIS_URL names nodes of a Redis Cluster (one or more URLs, comma-separated) and every key is put in the hash slot of `{REDIS_PREFIX}`' },
   adminKey: { env: 'ADMIN_KEY', flag: 'admin-key', kind: 'secret', default: '', doc: 'bearer key of the HTTP admin API; when empty the broker makes one and keeps it in DATA_DIR/admin.key' },
   adminUrl: { env: 'ADMIN_URL', flag: 'admin-url', kind: 'string', default: '', doc: 'admin command only: the broker to send commands to (default: the local broker, when it runs)' },
   tokenSecret: { env: 'TOKEN_SECRET', flag: 'token-secret', kind: 'secret', default: '', doc: 'HMAC key for access tokens; when empty one is made and kept in the database, shared by every node' },
@@ -68,6 +69,7 @@ export interface Config {
   databaseUrl: string
   redisUrl: string
   redisPrefix: string
+  redisCluster: boolean
   adminKey: string
   adminUrl: string
   tokenSecret: string
@@ -162,6 +164,7 @@ export function loadConfig (argv: string[] = [], env: NodeJS.ProcessEnv = proces
     databaseUrl: raw('databaseUrl'),
     redisUrl: raw('redisUrl'),
     redisPrefix: raw('redisPrefix'),
+    redisCluster: parseSwitch('redisCluster', raw('redisCluster')),
     adminKey: raw('adminKey'),
     adminUrl: raw('adminUrl'),
     tokenSecret: raw('tokenSecret'),
@@ -186,6 +189,10 @@ export function loadConfig (argv: string[] = [], env: NodeJS.ProcessEnv = proces
   }
   if (Boolean(config.tlsKey) !== Boolean(config.tlsCert)) {
     throw new ConfigError('TLS_KEY and TLS_CERT go together: set both or neither')
+  }
+  // The prefix is the keys' hash tag on a Redis Cluster: empty, or holding a brace, it would not be one.
+  if (config.redisCluster && !/^[^{}]+$/.test(config.redisPrefix)) {
+    throw new ConfigError(`REDIS_CLUSTER=on needs a REDIS_PREFIX without braces to use as the hash tag, not "${config.redisPrefix}"`)
   }
   return config
 }

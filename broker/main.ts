@@ -15,7 +15,7 @@ async function main (): Promise<void> {
     .map(([name, port]) => `${name} ${port}${name.startsWith('W') ? WS_PATH : ''}`).join(', ')
   log.info(`broker ${broker.aedes.id} listening: ${where}`, {
     history: config.databaseUrl ? 'postgres (DATABASE_URL)' : `pglite in ${resolve(config.dataDir)}`,
-    sessions: config.redisUrl ? 'redis (REDIS_URL)' : 'memory',
+    sessions: config.redisUrl ? (config.redisCluster ? 'redis cluster (REDIS_URL)' : 'redis (REDIS_URL)') : 'memory',
   })
   let stopping = false
   const stop = (signal: string) => {

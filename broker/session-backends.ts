@@ -1,10 +1,11 @@
 // Where sessions and fan-out live (DESIGN 9): in memory by default, in Redis when REDIS_URL is set
-// (aedes-persistence-redis for sessions, mqemitter-redis for fan-out between nodes). These three
-// libraries are CommonJS with declarations that do not match how Node's ESM loads them, so they are
-// loaded here, once, with the few types this project relies on.
+// (aedes-persistence-redis for sessions, mqemitter-redis for fan-out between nodes), one Redis or,
+// with REDIS_CLUSTER=on, a Redis Cluster. These three libraries are CommonJS with declarations that
+// do not match how Node's ESM loads them, so they are loaded here, once, with the few types this
+// project relies on.
 import { createRequire } from 'node:module'
 import type { EventEmitter } from 'node:events'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import mqemitter from 'mqemitter'
 import { StartError, type Config } from './config.ts'
 import type { Logger } from './log.ts'
@@ -12,8 +13,11 @@ import type { SessionStore } from './sessions.ts'
 
 const require = createRequire(import.meta.url)
 
+/** A connection to one Redis or to a Redis Cluster: the same commands either way. */
+export type RedisConnection = Redis | Cluster
+
 interface RedisPersistenceOptions {
-  conn: Redis
+  conn: RedisConnection
   /** Queued packets handed to a session per CONNECT (library default 1000, DESIGN pitfalls). */
   maxSessionDelivery?: number
   /** Seconds a queued packet lives, per packet. */
@@ -23,7 +27,7 @@ interface RedisPersistenceOptions {
 const memoryPersistence = require('aedes-persistence') as () => SessionStore
 const redisPersistence = require('aedes-persistence-redis') as (options: RedisPersistenceOptions) => SessionStore
 const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
-  MQEmitterRedisPrefix: new (prefix: string, options: { subConn: Redis, pubConn: Redis, matchEmptyLevels: boolean }) => { state: EventEmitter }
+  MQEmitterRedisPrefix: new (prefix: string, options: { subConn: RedisConnection, pubConn: RedisConnection, matchEmptyLevels: boolean }) => { state: EventEmitter }
 }
 
 interface ClearingStore {
@@ -114,7 +118,7 @@ function boundMemoryQueues<T extends object> (store: T, max: number, ttlMs: numb
  * keeps the newest `max` entries, and a CONNECT hands over the whole list (maxSessionDelivery =
  * max; the library's default of 1000 would leave the rest until the next reconnect).
  */
-function boundRedisQueues<T extends object> (store: T, conn: Redis, max: number): T {
+function boundRedisQueues<T extends object> (store: T, conn: RedisConnection, max: number): T {
   const queue = store as unknown as QueueingStore
   const enqueue = queue.outgoingEnqueueCombi.bind(store)
   queue.outgoingEnqueueCombi = async (subs, packet) => {
@@ -168,10 +172,28 @@ const patched = <T extends object>(store: T): T => withoutWills(clearSkippedPack
 export interface SessionBackend {
   kind: 'memory' | 'redis'
   /** The sessions connection (keys under REDIS_PREFIX), for state shared by the nodes. */
-  redis: Redis | null
+  redis: RedisConnection | null
   persistence: SessionStore
   mq: object
   close (): Promise<void>
+}
+
+/** REDIS_URL in cluster mode: one or more nodes of the cluster (ioredis finds the others). */
+const clusterNodes = (urls: string): string[] => urls.split(',').map(url => url.trim()).filter(Boolean)
+
+/**
+ * The nodes ioredis finds through CLUSTER SLOTS get only the shared options: the user, password
+ * and TLS of the first URL are given to every node.
+ */
+function credentials (urls: string): { username?: string, password?: string, tls?: object } {
+  const url = clusterNodes(urls)[0] ?? ''
+  if (!/^rediss?:\/\//.test(url)) return {} // host:port
+  const first = new URL(url)
+  return {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+  }
 }
 
 export async function openSessionBackend (config: Config, log: Logger): Promise<SessionBackend> {
@@ -184,10 +206,13 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
       close: async () => {},
     }
   }
-  const opened: Redis[] = []
+  const opened: RedisConnection[] = []
   const connect = async (role: string, keyPrefix?: string) => {
     // Named, so an operator (or a test) can tell this node's connections apart in CLIENT LIST.
-    const redis = new Redis(config.redisUrl, { keyPrefix, lazyConnect: true, maxRetriesPerRequest: null, connectionName: `${config.redisPrefix}${role}` })
+    const options = { lazyConnect: true, maxRetriesPerRequest: null, connectionName: `${config.redisPrefix}${role}` }
+    const redis = config.redisCluster
+      ? new Cluster(clusterNodes(config.redisUrl), { keyPrefix, lazyConnect: true, redisOptions: { ...options, ...credentials(config.redisUrl) } })
+      : new Redis(config.redisUrl, { ...options, keyPrefix })
     redis.on('error', (err: Error) => log.warn('redis connection error', { role, error: err.message }))
     opened.push(redis)
     try {
@@ -208,7 +233,10 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
     const quit = redis.quit.bind(redis)
     redis.quit = (() => { const quitting = quit(); quitting.catch(() => {}); return quitting }) as typeof redis.quit
   }
-  const conn = await connect('sessions', config.redisPrefix)
+  // On a Redis Cluster every key carries the prefix as its hash tag, `{wmq:}client:a1`: all of them
+  // hash to one slot, so the multi-key steps here and in aedes-persistence-redis (MULTI, pipelines,
+  // MSET, DEL of several keys) never fail with CROSSSLOT. The cluster gives failover, not sharding.
+  const conn = await connect('sessions', config.redisCluster ? `{${config.redisPrefix}}` : config.redisPrefix)
   const mq = new MQEmitterRedisPrefix(config.redisPrefix, { subConn, pubConn, matchEmptyLevels: true })
   mq.state.on('error', (err: Error) => log.warn('redis fan-out error', { error: err.message }))
   return {

@@ -1,14 +1,15 @@
 // What the broker nodes must agree on (issue 6 §2): who is online, and rate-limit counters. In
 // memory for one node; in Redis when REDIS_URL is set, so presence and limits hold across nodes.
 //
-// Redis keys (under REDIS_PREFIX):
+// Redis keys (under REDIS_PREFIX; on a Redis Cluster under `{REDIS_PREFIX}`, one hash slot, so
+// a MULTI over several of them is allowed):
 //   online:{user}       hash  {node}:{device} -> connections of that device on that node
 //   node:{node}         string, expires NODE_TTL_MS after the node's last heartbeat
 //   node-users:{node}   set of users with a device on that node (to clean up after a dead node)
 //   nodes               set of node ids
 //   fail:{key}          failed-login counter, forgotten after FAILURE_MEMORY_MS
 //   once:{key}          "done within the interval" marker (typing events)
-import type { Redis } from 'ioredis'
+import type { RedisConnection } from './session-backends.ts'
 
 const FAILURE_MEMORY_MS = 15 * 60_000
 export const NODE_TTL_MS = 30_000
@@ -79,7 +80,7 @@ export function memoryState (now: () => number = Date.now): SharedState {
   }
 }
 
-export function redisState (redis: Redis, node: string): SharedState {
+export function redisState (redis: RedisConnection, node: string): SharedState {
   const field = (device: number) => `${node}:${device}`
   let orphanHandler: (users: number[]) => void = () => {}
 
