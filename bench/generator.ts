@@ -31,9 +31,14 @@ export interface GeneratorOptions {
   sdkOverrides?: SdkDeviceOptions['overrides']
   devices: number
   topology: Topology
+  /**
+   * Pairs only: the device that receives message n of `sender`, instead of its partner (the
+   * storm's senders write to several devices in turn).
+   */
+  recipientOf?: (sender: number, n: number) => number
   /** Each device behind its own FlakyLink with this profile; none: straight to the target. */
   profile?: Profile
-  /** Devices that go through one shared loopback link instead, so they can be cut off at once. */
+  /** Devices that go through a shared loopback link instead (one per broker node), so they can be cut off at once. */
   sharedLink?: (index: number) => boolean
   seed: number
   keepaliveSeconds: number
@@ -131,7 +136,8 @@ export class Generator {
   readonly ledger: Ledger
   /** Members (device indices) of each group, and its id on the target. */
   readonly groups: Array<{ id: number; members: number[] }> = []
-  sharedLink: FlakyLink | null = null
+  /** The shared loopback links, by the port of the broker node each leads to. */
+  readonly sharedLinks = new Map<number, FlakyLink>()
   private readonly counters: number[]
   private readonly recipients: number[][] = []
   private readonly destinations: SendTarget[] = []
@@ -169,19 +175,15 @@ export class Generator {
         this.groups.push({ id: accounts[members[0]].user, members })
       }
     }
-    if (options.sharedLink) {
-      this.sharedLink = new FlakyLink({ target: { host: target.host, port: target.port }, profile: profiles.loopback, seed: options.seed })
-      await this.sharedLink.listen()
-    }
     for (let i = 0; i < options.devices; i++) {
-      let host = target.host
-      let port = target.port
+      const node = target.addressOf(i)
+      let { host, port } = node
       let ownLink: FlakyLink | undefined
-      if (this.sharedLink && options.sharedLink?.(i)) {
+      if (options.sharedLink?.(i)) {
         host = '127.0.0.1'
-        port = this.sharedLink.port
+        port = (await this.sharedLinkTo(node)).port
       } else if (options.profile) {
-        ownLink = new FlakyLink({ target: { host: target.host, port: target.port }, profile: options.profile, seed: deriveSeed(options.seed, i) })
+        ownLink = new FlakyLink({ target: node, profile: options.profile, seed: deriveSeed(options.seed, i) })
         await ownLink.listen()
         this.links.push(ownLink)
         host = '127.0.0.1'
@@ -217,6 +219,17 @@ export class Generator {
       if (topology.kind === 'pairs') this.recipients.push([i ^ 1])
       else this.recipients.push(this.groups[groupOf(i)].members.filter((m) => m !== i))
     }
+  }
+
+  /** The shared loopback link to a broker node, made on first use. */
+  private async sharedLinkTo(node: { host: string; port: number }): Promise<FlakyLink> {
+    let link = this.sharedLinks.get(node.port)
+    if (!link) {
+      link = new FlakyLink({ target: node, profile: profiles.loopback, seed: this.options.seed })
+      this.sharedLinks.set(node.port, link)
+      await link.listen()
+    }
+    return link
   }
 
   /** Connects every device (a few at a time) and sets up the groups; times each CONNACK. */
@@ -278,8 +291,9 @@ export class Generator {
   private sendFrom(sender: number, at = performance.now()): void {
     const n = ++this.counters[sender]
     const key = messageKey(sender, n)
-    this.ledger.sent(key, sender, this.recipients[sender], at)
-    this.devices[sender].send(this.destinations[sender], messageText(sender, n), key)
+    const to = this.options.recipientOf?.(sender, n)
+    this.ledger.sent(key, sender, to === undefined ? this.recipients[sender] : [to], at)
+    this.devices[sender].send(to === undefined ? this.destinations[sender] : { user: this.accounts[to].user }, messageText(sender, n), key)
   }
 
   async runPhase(phase: PhaseOptions): Promise<PhaseResult> {
@@ -368,7 +382,7 @@ export class Generator {
 
   /** Cuts the given devices off at once (a reset on their shared link) and keeps them off. */
   cutOff(indices: number[]): void {
-    this.sharedLink?.resetAll()
+    for (const link of this.sharedLinks.values()) link.resetAll()
     for (const i of indices) this.devices[i].leave()
   }
 
@@ -395,13 +409,17 @@ export class Generator {
 
   linkTotals(): LinkTotals {
     const total: LinkTotals = { connections: 0, resets: 0, drops: 0, stalls: 0 }
-    for (const link of [...this.links, ...(this.sharedLink ? [this.sharedLink] : [])]) {
+    for (const link of this.allLinks()) {
       total.connections += link.counters.connections
       total.resets += link.counters.resets
       total.drops += link.counters.drops
       total.stalls += link.counters.stalls
     }
     return total
+  }
+
+  private allLinks(): FlakyLink[] {
+    return [...this.links, ...this.sharedLinks.values()]
   }
 
   connectedCount(): number {
@@ -412,7 +430,7 @@ export class Generator {
     this.sending = false
     if (this.watchTimer) clearInterval(this.watchTimer)
     await eachLimited(this.devices, 200, (device) => withLimit(device.stop(), 10_000, 'stop').catch(() => {}))
-    await Promise.all([...this.links, ...(this.sharedLink ? [this.sharedLink] : [])].map((link) => link.close()))
+    await Promise.all(this.allLinks().map((link) => link.close()))
   }
 }
 

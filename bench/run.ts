@@ -33,20 +33,28 @@ options (each scenario has its own defaults, shown in its table title and JSON):
   --seconds S          length of the send phase (capacity: idle hold)
   --drain S            longest wait, after sending, for what is still on its way
   --window N           closed loop: messages each sender keeps in flight
-  --interval S         weak networks and storm: mean seconds between two texts of one device
+  --interval S         weak networks: mean seconds between two texts of one device (storm: see --cut)
   --profile NAME       network profile: ${['2g-rural', '2g-urban', 'edge-lossy', '3g-average', 'gprs', 'loopback'].join(', ')}, or flaky-<name>
   --stall-every S --reset-every S --drop-every S   flaky profiles: mean seconds between events
   --group-size N --senders N                       group scenario
   --offline S          storm: how long the cut-off sessions stay away
+  --cut N              storm: sessions reset at once (default 2000); --senders N: devices writing to them
+                       in turn (default min(cut, 1000)); --interval S: mean seconds between texts to one
+                       cut device; --devices N: N/2 pairs (--cut N/2 --senders N/2)
   --messages N         bytes: texts measured one at a time
   --addresses N        capacity: loopback source addresses 127.0.0.2.. (default 8)
+  --workers N          capacity: generator processes the sessions are split over (default: enough
+                       that each holds at most 10,000); sessions beyond what the broker's open-file
+                       limit allows are not tried, and the table says so
   --ack-timeout MS     a request unanswered this long ends the connection (0: keepalive only)
   --probe S            weakmq devices probe a link silent this long (PINGREQ; 0: never; default 10 on shaped links)
   --plain-dead-link    give the plain MQTT devices the same rule (PUBACK timeout)
   --keepalive S        MQTT keepalive of the devices
   --concurrency N      connects in flight at once
   --client protocol|sdk     weakmq devices: the generator's protocol client (default) or the SDK in clients/ts
-  --sessions memory|redis   weakmq sessions (default memory)
+  --sessions memory|redis   weakmq sessions (default memory; redis with --nodes above 1)
+  --nodes N            weakmq nodes sharing one database and Redis prefix; device i on node i % N, so
+                       the two devices of a pair are on different nodes (default 1; above 1: redis sessions)
   --broker child|inprocess  weakmq in its own process (default) or in the generator's
   --seed N             seed of the links and of the traffic (default 1)
   --limit S            end the run after this long whatever happens (default 900)
@@ -63,7 +71,8 @@ function parse(argv: string[]): { scenario: Scenario; args: Arguments; limitSeco
       'stall-every': { type: 'string' }, 'reset-every': { type: 'string' }, 'drop-every': { type: 'string' },
       'group-size': { type: 'string' }, senders: { type: 'string' }, offline: { type: 'string' }, messages: { type: 'string' },
       addresses: { type: 'string' }, 'ack-timeout': { type: 'string' }, probe: { type: 'string' }, 'plain-dead-link': { type: 'boolean' },
-      keepalive: { type: 'string' }, concurrency: { type: 'string' }, sessions: { type: 'string' }, broker: { type: 'string' },
+      cut: { type: 'string' }, workers: { type: 'string' },
+      keepalive: { type: 'string' }, concurrency: { type: 'string' }, sessions: { type: 'string' }, nodes: { type: 'string' }, broker: { type: 'string' },
       seed: { type: 'string' }, limit: { type: 'string' }, client: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' },
     },
   })
@@ -79,8 +88,12 @@ function parse(argv: string[]): { scenario: Scenario; args: Arguments; limitSeco
     if (!Number.isFinite(n) || n < 0 || (positive && n === 0)) throw new Error(`--${name} must be a ${positive ? 'positive ' : ''}number, not "${value}"`)
     return n
   }
-  const sessions = values.sessions ?? 'memory'
+  const nodes = number('nodes', values.nodes) ?? 1
+  if (!Number.isInteger(nodes)) throw new Error(`--nodes must be a whole number, not "${values.nodes}"`)
+  // Several nodes share sessions and fan-out through Redis: --nodes 2 means Redis sessions.
+  const sessions = values.sessions ?? (nodes > 1 ? 'redis' : 'memory')
   if (sessions !== 'memory' && sessions !== 'redis') throw new Error('--sessions is memory or redis')
+  if (nodes > 1 && sessions !== 'redis') throw new Error('--nodes above 1 needs --sessions redis: the nodes share sessions through Redis')
   const client = values.client ?? 'protocol'
   if (client !== 'protocol' && client !== 'sdk') throw new Error('--client is protocol or sdk')
   const broker = values.broker ?? 'child'
@@ -106,12 +119,15 @@ function parse(argv: string[]): { scenario: Scenario; args: Arguments; limitSeco
       offline: number('offline', values.offline),
       messages: number('messages', values.messages),
       addresses: number('addresses', values.addresses),
+      cut: number('cut', values.cut),
+      workers: number('workers', values.workers),
       ackTimeout: number('ack-timeout', values['ack-timeout'], false),
       probe: number('probe', values.probe, false),
       plainDeadLink: Boolean(values['plain-dead-link']),
       keepalive: number('keepalive', values.keepalive),
       concurrency: number('concurrency', values.concurrency),
       sessions,
+      nodes,
       broker,
       client,
       seed: number('seed', values.seed, false) ?? 1,

@@ -1,7 +1,8 @@
-// What a run measures: this broker (weakmq) started for the run, or Mosquitto, the plain MQTT
-// reference already running on 127.0.0.1:1883. A target hands out device accounts, names the
-// processes doing its work (for CPU and memory), and cleans up after itself: weakmq's database,
-// Redis keys and process; Mosquitto's persistent sessions.
+// What a run measures: this broker (weakmq) started for the run, one node or several sharing one
+// database and one Redis prefix, or Mosquitto, the plain MQTT reference already running on
+// 127.0.0.1:1883. A target hands out device accounts and their addresses, names the processes doing
+// its work (for CPU and memory), and cleans up after itself: weakmq's database, Redis keys and
+// processes; Mosquitto's persistent sessions.
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -37,17 +38,24 @@ export interface Account {
 export interface Target {
   readonly kind: 'weakmq' | 'plain'
   readonly name: string
-  readonly host: string
-  readonly port: number
+  /** Broker nodes the devices are spread over: 1, or more for weakmq started with several. */
+  readonly nodes: number
+  /**
+   * Where device `index` connects. weakmq's nodes take the devices in turn (device i on node
+   * i % N), so the two devices of a pair (2k, 2k+1) and consecutive group members are on different
+   * nodes, and their messages cross through Redis.
+   */
+  addressOf(index: number): { host: string; port: number }
   /** Accounts for devices 0..n-1, one user each. */
   accounts(n: number): Promise<Account[]>
-  /** Process ids by role, for the CPU meter. */
+  /** Process ids by role, for the CPU meter; every weakmq node is a 'broker', so their CPU adds up. */
   processes(): Promise<Record<string, number[]>>
-  /** Resident memory of the broker process in bytes. */
+  /** Resident memory of the broker in bytes (weakmq: summed over its nodes). */
   rss(): Promise<number | null>
   /**
-   * Heap in use by the broker in bytes: V8's heapUsed for weakmq; for Mosquitto its own count
-   * ($SYS/broker/heap/current, fresh: published after the call, so up to sys_interval, 10 s).
+   * Heap in use by the broker in bytes: V8's heapUsed for weakmq (summed over its nodes); for
+   * Mosquitto its own count ($SYS/broker/heap/current, fresh: published after the call, so up to
+   * sys_interval, 10 s).
    * Unlike RSS it falls when memory is freed, so before/after compares across runs.
    */
   heap(): Promise<number | null>
@@ -63,6 +71,8 @@ export interface WeakmqOptions {
   sessions: 'memory' | 'redis'
   /** The broker in its own process (the default for measurements) or in this one (tests). */
   process: 'child' | 'inprocess'
+  /** Broker nodes on the one database and Redis prefix (default 1); more than one needs Redis sessions. */
+  nodes?: number
   overrides?: Partial<Config>
 }
 
@@ -132,8 +142,22 @@ function askChild(child: ChildProcess, request: ChildRequest, expect: ChildReply
   })
 }
 
-/** weakmq on a fresh database (and Redis prefix), in a child process or in this one. */
+/** A total, or null when any part is unknown. */
+function sumOrNull(values: Array<number | null>): number | null {
+  return values.some((value) => value === null) ? null : values.reduce<number>((a, b) => a + (b ?? 0), 0)
+}
+
+/**
+ * weakmq on a fresh database (and Redis prefix), in child processes or in this one. Several nodes
+ * share the database and the Redis prefix, as a deployment's nodes do: sessions and fan-out go
+ * through Redis, so a message between two nodes crosses it.
+ */
 export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
+  const nodes = options.nodes ?? 1
+  if (!Number.isInteger(nodes) || nodes < 1) throw new Error(`nodes must be a whole number >= 1, not ${nodes}`)
+  if (nodes > 1 && (options.sessions !== 'redis' || options.history !== 'postgres')) {
+    throw new Error('several weakmq nodes need Redis sessions and the Postgres server (they share them)')
+  }
   const tag = randomBytes(4).toString('hex')
   const config = baseConfig()
   const cleanup: Array<() => Promise<void>> = []
@@ -191,38 +215,43 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
     }
     Object.assign(config, options.overrides ?? {})
 
-    let port: number
+    // The nodes start one after another; each one started is in `cleanup` before the next begins.
+    const ports: number[] = []
+    let brokerPids: number[]
     let db: Queryable
     let rss: () => Promise<number | null>
     let heap: () => Promise<number | null>
-    let brokerPid: number
     if (options.process === 'child') {
-      const { child, ports } = await startChild(config)
-      cleanup.push(async () => {
-        const exited = once(child, 'exit')
-        if (!await askChild(child, { type: 'close' }, 'closed', 20_000)) child.kill('SIGKILL')
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
-      })
-      port = ports.MQTT
-      brokerPid = child.pid!
+      const children: ChildProcess[] = []
+      for (let node = 0; node < nodes; node++) {
+        const { child, ports: childPorts } = await startChild(config)
+        cleanup.push(async () => {
+          const exited = once(child, 'exit')
+          if (!await askChild(child, { type: 'close' }, 'closed', 20_000)) child.kill('SIGKILL')
+          await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+        })
+        children.push(child)
+        ports.push(childPorts.MQTT)
+      }
+      brokerPids = children.map((child) => child.pid!)
       const client = new pg.Client({ connectionString: config.databaseUrl })
       await client.connect()
       cleanup.push(() => client.end())
       db = pgQueryable(client)
-      rss = async () => {
-        const stats = await askChild(child, { type: 'stats' }, 'stats') as ChildStats | null
-        return stats?.rss ?? rssBytes(brokerPid)
-      }
-      heap = async () => {
-        const stats = await askChild(child, { type: 'stats' }, 'stats') as ChildStats | null
-        return stats?.heapUsed ?? null
-      }
+      const statsOf = (child: ChildProcess) => askChild(child, { type: 'stats' }, 'stats') as Promise<ChildStats | null>
+      rss = async () => sumOrNull(await Promise.all(children.map(async (child) => (await statsOf(child))?.rss ?? rssBytes(child.pid!))))
+      heap = async () => sumOrNull(await Promise.all(children.map(async (child) => (await statsOf(child))?.heapUsed ?? null)))
     } else {
-      const broker: Broker = await startBroker(config, createLogger(config.logLevel))
-      cleanup.push(() => broker.close())
-      port = broker.ports.MQTT
-      db = broker.db
-      brokerPid = process.pid
+      const brokers: Broker[] = []
+      for (let node = 0; node < nodes; node++) {
+        const broker = await startBroker(config, createLogger(config.logLevel))
+        cleanup.push(() => broker.close())
+        brokers.push(broker)
+        ports.push(broker.ports.MQTT)
+      }
+      db = brokers[0].db
+      // In-process nodes share this process: its memory is theirs together.
+      brokerPids = [process.pid]
       rss = async () => process.memoryUsage().rss
       heap = async () => process.memoryUsage().heapUsed
     }
@@ -235,8 +264,8 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
     return {
       kind: 'weakmq',
       name: 'weakmq',
-      host: '127.0.0.1',
-      port,
+      nodes,
+      addressOf: (index) => ({ host: '127.0.0.1', port: ports[index % nodes] }),
       async accounts(n) {
         // Each call makes new users and devices: device ids follow on from the last call's.
         const users = await insertUsers(db, n, `b${tag}${provisioned}-`)
@@ -253,7 +282,7 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
         }))
       },
       async processes() {
-        const roles: Record<string, number[]> = { broker: [brokerPid] }
+        const roles: Record<string, number[]> = { broker: brokerPids }
         if (admin && database) {
           const backends = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [database])
           roles.postgres = [...backends.rows.map((row) => row.pid), ...postgresWriters]
@@ -269,9 +298,12 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
         return rows.rows[0] ? Number(rows.rows[0].commits) : null
       },
       describe: () => ({
-        broker: `weakmq (${options.process === 'child' ? 'own process' : 'in the generator process'})`,
-        history: options.history === 'postgres' ? 'Postgres server, fresh database' : 'PGlite in memory',
-        sessions: options.sessions === 'redis' ? 'Redis (aedes-persistence-redis, mqemitter-redis)' : 'memory',
+        broker: nodes === 1
+          ? `weakmq (${options.process === 'child' ? 'own process' : 'in the generator process'})`
+          : `weakmq, ${nodes} nodes (${options.process === 'child' ? 'a process each' : 'in the generator process'}; device i on node i % ${nodes}; CPU and memory summed)`,
+        nodes: String(nodes),
+        history: options.history === 'postgres' ? `Postgres server, fresh database${nodes > 1 ? ' shared by the nodes' : ''}` : 'PGlite in memory',
+        sessions: options.sessions === 'redis' ? `Redis (aedes-persistence-redis, mqemitter-redis)${nodes > 1 ? ', one prefix shared by the nodes' : ''}` : 'memory',
         sendBatchMax: String(config.sendBatchMax),
         logLevel: config.logLevel,
       }),
@@ -324,8 +356,7 @@ export async function mosquitto(url = MOSQUITTO_URL): Promise<Target> {
   return {
     kind: 'plain',
     name: 'mosquitto',
-    host: hostname,
-    port: Number(port || 1883),
+    nodes: 1,
     async accounts(n) {
       const batch = provisioned++
       const accounts = Array.from({ length: n }, (_, index) => ({
@@ -336,6 +367,7 @@ export async function mosquitto(url = MOSQUITTO_URL): Promise<Target> {
       clientIds.push(...accounts.map((a) => a.clientId))
       return accounts
     },
+    addressOf: () => ({ host: hostname, port: Number(port || 1883) }),
     processes: async () => ({ broker: pid ? [pid] : [] }),
     rss: async () => (pid ? rssBytes(pid) : null),
     heap: () => mosquittoHeap(url),

@@ -50,7 +50,10 @@ export interface Connection {
   bytes(): { up: number; down: number }
   /** Ends the current connection without a DISCONNECT (as a dead link would); mqtt.js reconnects. */
   breakLink(): void
-  /** Leaves the network: the connection ends and no reconnect is tried until rejoin(). */
+  /**
+   * Leaves the network: the connection is reset (RST, so the broker learns at once, as from a cell
+   * or NAT box that dies and says so) and no reconnect is tried until rejoin().
+   */
   leave(): void
   rejoin(): void
 }
@@ -96,7 +99,8 @@ export function openConnection(options: ConnectionOptions, credentials: Credenti
     leave: () => {
       client.options.reconnectPeriod = 0
       const s = client.stream as net.Socket | undefined
-      s?.destroy()
+      // resetAndDestroy() waits for a connect in progress, then resets it.
+      if (s && !s.destroyed) s.resetAndDestroy()
     },
     rejoin: () => {
       client.options.reconnectPeriod = options.reconnectMs

@@ -20,6 +20,8 @@ export interface Arguments {
   seed: number
   sessions: 'memory' | 'redis'
   broker: 'child' | 'inprocess'
+  /** weakmq broker nodes on one database and Redis prefix (default 1; more need Redis sessions). */
+  nodes?: number
   /** weakmq history: a fresh database on the Postgres server (default) or PGlite in memory (tests). */
   history?: 'postgres' | 'pglite'
   /** weakmq devices: the generator's protocol client (default) or the SDK (clients/ts). */
@@ -27,9 +29,13 @@ export interface Arguments {
   groupSize?: number
   senders?: number
   offline?: number
+  /** Storm: sessions cut off at once. */
+  cut?: number
   /** Texts to measure one at a time (bytes). */
   messages?: number
   addresses?: number
+  /** Capacity: generator worker processes the sessions are split over. */
+  workers?: number
   ackTimeout?: number
   /** weakmq devices: seconds of silence before they probe the link; 0: never. */
   probe?: number
@@ -59,7 +65,7 @@ export interface Scenario {
 export const TARGET_NAMES = ['weakmq', 'mosquitto'] as const
 
 export async function openTarget(name: string, args: Arguments): Promise<Target> {
-  if (name === 'weakmq') return startWeakmq({ history: args.history ?? 'postgres', sessions: args.sessions, process: args.broker })
+  if (name === 'weakmq') return startWeakmq({ history: args.history ?? 'postgres', sessions: args.sessions, process: args.broker, nodes: args.nodes })
   if (name === 'mosquitto') return mosquitto()
   throw new Error(`unknown target "${name}"; known: ${TARGET_NAMES.join(', ')}`)
 }
@@ -124,7 +130,9 @@ export async function measuredPhase(generator: Generator, target: Target, phase:
     ? Math.round((commitsAfter - commitsBefore) / Math.max(1e-3, (result.metrics.endedAt - result.metrics.startedAt) / 1000))
     : null
   progress.clear()
-  const label = target.kind === 'weakmq' && generator.options.client === 'sdk' ? `${target.name} (SDK)` : target.name
+  const sdk = target.kind === 'weakmq' && generator.options.client === 'sdk'
+  const details = [...(sdk ? ['SDK'] : []), ...(target.nodes > 1 ? [`${target.nodes} nodes`] : [])]
+  const label = details.length ? `${target.name} (${details.join(', ')})` : target.name
   return summarizePhase(label, result, { cpu, commitsPerSecond })
 }
 

@@ -2,7 +2,8 @@
 // closed loop (each device keeps `window` messages not yet acknowledged and delivered) finds the
 // sustained rate; then an open loop at half that rate measures latency (issue 3: >= 10,000 msg/s,
 // p99 < 50 ms at half rate). Mosquitto runs the same two phases, and a third at weakmq's half
-// rate so the latencies compare at one load.
+// rate so the latencies compare at one load. With --nodes N, weakmq is N nodes on one database and
+// Redis prefix, and the two devices of every pair are on different nodes (issue 6: 1 and 2 nodes).
 import { Generator } from '../generator.ts'
 import { deliveriesChartOf, latencyChartOf, n0, ms, phaseRows, steadyRate, type PhaseSummary, type Table } from '../report.ts'
 import { cpuNote, measuredPhase, requireTargets, timingsFor, withTarget, type Scenario } from './common.ts'
@@ -24,6 +25,7 @@ export const throughput: Scenario = {
     const window = args.window ?? 10
     const seconds = args.seconds ?? 20
     const drainSeconds = args.drain ?? 15
+    const nodes = args.nodes ?? 1
     const phases: PhaseSummary[] = []
     const sustained: Record<string, number> = {}
     const connects: Record<string, unknown> = {}
@@ -78,8 +80,9 @@ export const throughput: Scenario = {
     notes.push(...phases.map(cpuNote))
     return {
       scenario: 'throughput',
-      title: `Throughput, 1:1 text on loopback (${devices} devices in ${devices / 2} pairs, every device sends)`,
-      parameters: { devices, window, seconds, drainSeconds, seed: args.seed, sessions: args.sessions, broker: args.broker },
+      title: `Throughput, 1:1 text on loopback (${devices} devices in ${devices / 2} pairs, every device sends; ` +
+        `weakmq: ${nodes === 1 ? '1 node' : `${nodes} nodes, the two devices of a pair on different ones`}, ${args.sessions} sessions)`,
+      parameters: { devices, window, seconds, drainSeconds, seed: args.seed, sessions: args.sessions, nodes, broker: args.broker },
       targets,
       table,
       notes,
