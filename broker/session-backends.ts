@@ -73,6 +73,10 @@ interface QueuedPacket { brokerId: string, brokerCounter: number, messageId?: nu
  * Issue 3 §7 for the memory store, which has neither a bound nor an expiry: a session that is away
  * keeps at most `max` packets (the oldest go first) and is not handed packets older than `ttlMs`.
  * What it misses it finds by the seq gap and fetches with a history sync (DESIGN 1).
+ *
+ * Ages are kept as marks, not per packet (a time per packet would hold every packet ever sent for
+ * `ttlMs`, a week by default): the broker numbers its packets in order (brokerCounter), so the
+ * first counter of each short interval dates every packet after it, to within the interval.
  */
 function boundMemoryQueues<T extends object> (store: T, max: number, ttlMs: number): T {
   const queue = store as unknown as QueueingStore
@@ -80,10 +84,13 @@ function boundMemoryQueues<T extends object> (store: T, max: number, ttlMs: numb
   const clear = queue.outgoingClearMessageId.bind(store)
   const stream = queue.outgoingStream.bind(store)
   const queued = new Map<string, number>() // client id -> packets queued while away
-  const enqueuedAt = new Map<string, number>() // brokerId:brokerCounter -> ms
+  const interval = Math.min(Math.max(ttlMs / 1000, 1), 60_000)
+  const marks: Array<{ at: number, counter: number }> = [] // ascending in both
   const online = (clientId: string) => Boolean(queue.broker?.clients[clientId])
   queue.outgoingEnqueueCombi = async (subs, packet) => {
-    enqueuedAt.set(`${packet.brokerId}:${packet.brokerCounter}`, Date.now())
+    const now = Date.now()
+    const last = marks.at(-1)
+    if (!last || now - last.at >= interval) marks.push({ at: now, counter: packet.brokerCounter })
     await enqueue(subs, packet)
     for (const { clientId } of subs) {
       if (online(clientId)) continue // delivered and acknowledged as it goes
@@ -93,21 +100,21 @@ function boundMemoryQueues<T extends object> (store: T, max: number, ttlMs: numb
       queued.set(clientId, Math.min(count, max))
     }
   }
+  // Packets numbered below this were enqueued before `cutoff` (none was, when no mark is that recent).
+  const firstSince = (cutoff: number) => marks.find(mark => mark.at >= cutoff)?.counter ?? Infinity
   queue.outgoingStream = (client) => {
     queued.delete(client.id)
-    const cutoff = Date.now() - ttlMs
+    const fresh = firstSince(Date.now() - ttlMs)
     return (async function * () {
       for await (const packet of stream(client)) {
-        // Every enqueue is timed above: a packet with no time was swept, so it is past its age.
-        const at = enqueuedAt.get(`${packet.brokerId}:${packet.brokerCounter}`)
-        if (at !== undefined && at >= cutoff) yield packet
+        if (packet.brokerCounter >= fresh) yield packet
       }
     })()
   }
-  // Forget enqueue times once nothing can hold them any more.
+  // Marks older than the age bound date nothing any more but the boundary, which the next one keeps.
   const sweep = setInterval(() => {
     const cutoff = Date.now() - ttlMs
-    for (const [key, at] of enqueuedAt) { if (at < cutoff) enqueuedAt.delete(key); else break }
+    while (marks.length > 1 && marks[0].at < cutoff) marks.shift()
   }, Math.min(Math.max(ttlMs, 1000), 60_000))
   sweep.unref()
   return store
