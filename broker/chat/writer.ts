@@ -3,7 +3,7 @@
 // once. The delay a send waits is bounded by one commit; the batch size by `maxBatch`. Sends are
 // stored in the order they were appended (issue 3 §2).
 import type { Logger } from '../log.ts'
-import type { Db } from '../storage/db.ts'
+import type { Queryable } from '../storage/db.ts'
 import { storeSends, type PendingSend, type SendOutcome } from '../storage/messages.ts'
 
 export interface MessageWriter {
@@ -21,7 +21,7 @@ const RETRIES = 3
 /** A unique-key clash: another node stored the same (sender, client_msg_id) meanwhile. */
 const isRace = (err: unknown) => (err as { code?: string }).code === '23505'
 
-export function createMessageWriter (db: Db, log: Logger, maxBatch: number): MessageWriter {
+export function createMessageWriter (db: Queryable, log: Logger, maxBatch: number): MessageWriter {
   let queue: Waiting[] = []
   let running: Promise<void> | null = null
   const counts = { batches: 0, sends: 0 }
@@ -29,7 +29,7 @@ export function createMessageWriter (db: Db, log: Logger, maxBatch: number): Mes
   async function commit (batch: Waiting[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const outcomes = await db.transaction(tx => storeSends(tx, batch.map(w => w.send), Date.now()))
+        const outcomes = await storeSends(db, batch.map(w => w.send), Date.now())
         counts.batches++
         counts.sends += batch.length
         batch.forEach((w, i) => w.resolve(outcomes[i]))

@@ -34,42 +34,45 @@ const key = (sender: number, clientMsgId: Uint8Array) => `${sender}:${Buffer.fro
 const buffers = (list: Uint8Array[]) => list.map(b => Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
 /**
- * Stores a batch of sends in arrival order, in the caller's transaction.
+ * Stores a batch of sends in arrival order.
  * DESIGN 3: a repeat of (sender, client_msg_id), earlier or in this batch, returns the first.
  * DESIGN 2: each new message gets seq = last + 1 of its conversation.
+ *
+ * Two round trips whatever the batch's size: the reads at once (repeats, conversations and their
+ * members, the recipients' verdicts), then one statement that numbers, stores and marks as read,
+ * atomic on its own. A concurrent store of the same (sender, client_msg_id) on another node makes
+ * it fail with a unique violation, and the caller's retry finds that row among the repeats.
  */
-export async function storeSends (tx: Queryable, sends: PendingSend[], now: number): Promise<SendOutcome[]> {
-  const earlier = new Map<string, StoredMessage>()
-  for (const row of await tx.query<StoredMessage>(
-    `SELECT m.conversation_id AS conversation, m.seq, m.sender_id AS sender, m.client_msg_id AS "clientMsgId",
-            m.sent_at AS time, m.content, m.recalled, c.is_group AS "isGroup"
-       FROM unnest($1::bigint[], $2::bytea[]) AS k(sender, cmid)
-       JOIN messages m ON m.sender_id = k.sender AND m.client_msg_id = k.cmid
-       JOIN conversations c ON c.id = m.conversation_id`,
-    [sends.map(s => s.sender), buffers(sends.map(s => s.clientMsgId))])) {
-    earlier.set(key(row.sender, row.clientMsgId!), row)
-  }
-
-  const conversations = [...new Set(sends.map(s => s.conversation))]
+export async function storeSends (db: Queryable, sends: PendingSend[], now: number): Promise<SendOutcome[]> {
+  const direct = sends.filter(s => s.recipient !== undefined && s.recipient !== s.sender)
+  const [earlierRows, conversationRows, verdicts] = await Promise.all([
+    db.query<StoredMessage>(
+      `SELECT m.conversation_id AS conversation, m.seq, m.sender_id AS sender, m.client_msg_id AS "clientMsgId",
+              m.sent_at AS time, m.content, m.recalled, c.is_group AS "isGroup"
+         FROM unnest($1::bigint[], $2::bytea[]) AS k(sender, cmid)
+         JOIN messages m ON m.sender_id = k.sender AND m.client_msg_id = k.cmid
+         JOIN conversations c ON c.id = m.conversation_id`,
+      [sends.map(s => s.sender), buffers(sends.map(s => s.clientMsgId))]),
+    db.query<{ id: number, isGroup: boolean, member: number | null }>(
+      `SELECT c.id, c.is_group AS "isGroup", mb.user_id AS member
+         FROM conversations c LEFT JOIN members mb ON mb.conversation_id = c.id AND mb.left_seq IS NULL
+        WHERE c.id = ANY($1::bigint[])`, [[...new Set(sends.map(s => s.conversation))]]),
+    direct.length > 0
+      ? directVerdicts(db, direct.map(s => ({ sender: s.sender, recipient: s.recipient! })))
+      : new Map<string, DirectVerdict>(),
+  ])
+  const earlier = new Map(earlierRows.map(row => [key(row.sender, row.clientMsgId!), row]))
   const known = new Map<number, { isGroup: boolean, members: number[] }>()
-  for (const row of await tx.query<{ id: number, isGroup: boolean, member: number | null }>(
-    `SELECT c.id, c.is_group AS "isGroup", mb.user_id AS member
-       FROM conversations c LEFT JOIN members mb ON mb.conversation_id = c.id AND mb.left_seq IS NULL
-      WHERE c.id = ANY($1::bigint[])`, [conversations])) {
+  for (const row of conversationRows) {
     const entry = known.get(row.id) ?? { isGroup: row.isGroup, members: [] }
     if (row.member !== null) entry.members.push(row.member)
     known.set(row.id, entry)
   }
-
-  const direct = sends.filter(s => s.recipient !== undefined && s.recipient !== s.sender)
-  const verdicts = direct.length > 0
-    ? await directVerdicts(tx, direct.map(s => ({ sender: s.sender, recipient: s.recipient! })))
-    : new Map<string, DirectVerdict>()
   const verdictOf = (send: PendingSend): DirectVerdict =>
     send.recipient === undefined || send.recipient === send.sender ? 'ok' : verdicts.get(pairKey(send.sender, send.recipient))!
 
-  // Decide each send in arrival order; count the new messages per conversation.
-  const outcomes: Array<SendOutcome | { fresh: PendingSend, index: number }> = []
+  // Decide each send in arrival order; number the new ones within their conversation (1, 2, ...).
+  const outcomes: Array<SendOutcome | { fresh: PendingSend, index: number, place: number }> = []
   const inBatch = new Map<string, number>()
   const counts = new Map<number, number>()
   for (const send of sends) {
@@ -80,7 +83,7 @@ export async function storeSends (tx: Queryable, sends: PendingSend[], now: numb
     if (stored) {
       outcomes.push({ ok: true, message: stored, repeat: true, members: known.get(stored.conversation)?.members ?? [] })
     } else if (inBatch.has(k)) {
-      outcomes.push({ fresh: send, index: inBatch.get(k)! }) // resolved below to the first one's result
+      outcomes.push({ fresh: send, index: inBatch.get(k)!, place: 0 }) // resolved below to the first one's result
     } else if (!conversation || conversation.isGroup !== send.toGroup) {
       outcomes.push({ ok: false, reason: 'unknown conversation' })
     } else if (!conversation.members.includes(send.sender)) {
@@ -88,31 +91,47 @@ export async function storeSends (tx: Queryable, sends: PendingSend[], now: numb
     } else if (verdict !== 'ok') {
       outcomes.push({ ok: false, reason: verdict })
     } else {
+      const place = (counts.get(send.conversation) ?? 0) + 1
+      counts.set(send.conversation, place)
       inBatch.set(k, outcomes.length)
-      counts.set(send.conversation, (counts.get(send.conversation) ?? 0) + 1)
-      outcomes.push({ fresh: send, index: outcomes.length })
+      outcomes.push({ fresh: send, index: outcomes.length, place })
     }
   }
   if (counts.size === 0) return outcomes as SendOutcome[] // nothing new: no send is 'fresh'
 
-  const lastSeq = new Map<number, number>()
-  for (const row of await tx.query<{ id: number, lastSeq: number }>(
-    `UPDATE conversations c SET last_seq = c.last_seq + n.count, activity = nextval('activity_cursor')
-       FROM unnest($1::bigint[], $2::int[]) AS n(id, count) WHERE c.id = n.id
-     RETURNING c.id, c.last_seq AS "lastSeq"`, [[...counts.keys()], [...counts.values()]])) {
-    lastSeq.set(row.id, row.lastSeq - counts.get(row.id)!) // the last seq before this batch
+  const created = outcomes.filter((o, i): o is { fresh: PendingSend, index: number, place: number } => 'fresh' in o && o.index === i)
+  // Each conversation's last seq moves by its count; a message's seq is the last seq before the
+  // batch plus its place; the sender has read up to its own newest message (sending is reading).
+  const before = new Map<number, number>()
+  for (const row of await db.query<{ id: number, before: number }>(
+    `WITH counted AS (
+       SELECT * FROM unnest($1::bigint[], $2::int[]) AS n(id, count)
+     ), numbered AS (
+       UPDATE conversations c SET last_seq = c.last_seq + n.count, activity = nextval('activity_cursor')
+         FROM counted n WHERE c.id = n.id
+       RETURNING c.id, c.last_seq - n.count AS before
+     ), stored AS (
+       INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, sent_at, content)
+       SELECT m.conversation, numbered.before + m.place, m.sender, m.cmid, $8, m.content
+         FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bytea[], $7::bytea[]) AS m(conversation, place, sender, cmid, content)
+         JOIN numbered ON numbered.id = m.conversation
+       RETURNING conversation_id, sender_id, seq
+     ), read AS (
+       UPDATE members mb SET read_seq = greatest(mb.read_seq, r.seq), delivered_seq = greatest(mb.delivered_seq, r.seq)
+         FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM stored GROUP BY 1, 2) r
+        WHERE mb.conversation_id = r.conversation_id AND mb.user_id = r.sender_id
+     )
+     SELECT id, before FROM numbered`,
+    [[...counts.keys()], [...counts.values()],
+      created.map(o => o.fresh.conversation), created.map(o => o.place), created.map(o => o.fresh.sender),
+      buffers(created.map(o => o.fresh.clientMsgId)), buffers(created.map(o => o.fresh.content)), now])) {
+    before.set(row.id, row.before)
   }
 
-  const created: StoredMessage[] = []
-  const readUpTo = new Map<string, [number, number, number]>() // conversation:sender -> [c, s, seq]
-  for (let i = 0; i < outcomes.length; i++) {
-    const o = outcomes[i]
-    if (!('fresh' in o) || o.index !== i) continue
-    const seq = lastSeq.get(o.fresh.conversation)! + 1
-    lastSeq.set(o.fresh.conversation, seq)
+  for (const o of created) {
     const message: StoredMessage = {
       conversation: o.fresh.conversation,
-      seq,
+      seq: before.get(o.fresh.conversation)! + o.place,
       sender: o.fresh.sender,
       clientMsgId: o.fresh.clientMsgId,
       time: now,
@@ -120,22 +139,8 @@ export async function storeSends (tx: Queryable, sends: PendingSend[], now: numb
       recalled: false,
       isGroup: known.get(o.fresh.conversation)!.isGroup,
     }
-    created.push(message)
-    readUpTo.set(`${message.conversation}:${message.sender}`, [message.conversation, message.sender, seq])
-    outcomes[i] = { ok: true, message, repeat: false, members: known.get(message.conversation)!.members }
+    outcomes[o.index] = { ok: true, message, repeat: false, members: known.get(message.conversation)!.members }
   }
-  await tx.query(
-    `INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, sent_at, content)
-     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[], $6::bytea[])`,
-    [created.map(m => m.conversation), created.map(m => m.seq), created.map(m => m.sender),
-      buffers(created.map(m => m.clientMsgId!)), created.map(m => m.time), buffers(created.map(m => m.content))])
-  // Sending is reading: the sender's own messages never count as unread for the sender.
-  const reads = [...readUpTo.values()]
-  await tx.query(
-    `UPDATE members m SET read_seq = greatest(m.read_seq, r.seq), delivered_seq = greatest(m.delivered_seq, r.seq)
-       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS r(conversation, sender, seq)
-      WHERE m.conversation_id = r.conversation AND m.user_id = r.sender`,
-    [reads.map(r => r[0]), reads.map(r => r[1]), reads.map(r => r[2])])
   // A repeat within the batch gets the first one's result, as a repeat.
   return outcomes.map(o => 'fresh' in o ? { ...outcomes[o.index] as SendOutcome & { ok: true }, repeat: true } : o)
 }
