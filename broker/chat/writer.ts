@@ -4,7 +4,7 @@
 // stored in the order they were appended (issue 3 §2).
 import type { Logger } from '../log.ts'
 import type { Queryable } from '../storage/db.ts'
-import { storeSends, type PendingSend, type SendOutcome } from '../storage/messages.ts'
+import { planSends, writePlan, type PendingSend, type SendOutcome, type SendPlan } from '../storage/messages.ts'
 
 export interface MessageWriter {
   append (send: PendingSend): Promise<SendOutcome>
@@ -26,28 +26,59 @@ export function createMessageWriter (db: Queryable, log: Logger, maxBatch: numbe
   let running: Promise<void> | null = null
   const counts = { batches: 0, sends: 0 }
 
-  async function commit (batch: Waiting[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const outcomes = await storeSends(db, batch.map(w => w.send), Date.now())
-        counts.batches++
-        counts.sends += batch.length
-        batch.forEach((w, i) => w.resolve(outcomes[i]))
-        return
-      } catch (err) {
-        if (isRace(err) && attempt < RETRIES) continue // the retry finds the other node's row
-        log.error('message batch failed', { size: batch.length, error: (err as Error).message })
-        for (const w of batch) w.reject(err as Error)
-        return
+  const take = () => {
+    const batch = queue.slice(0, maxBatch)
+    queue = queue.slice(batch.length)
+    return batch
+  }
+  const plan = (batch: Waiting[]) => planSends(db, batch.map(w => w.send))
+
+  /**
+   * One batch after another, each written once the one before it is committed (deliveries leave
+   * in commit order, so in seq order). The next batch's reads go out while a batch is being
+   * written: a batch then costs its write, not its reads and its write. Reads taken before the
+   * previous commit can miss what it stored: a repeat of one of its sends fails the write with a
+   * unique violation and is planned again, and a policy refusal is planned again to be sure (the
+   * recipient's reply may be in the batch just written).
+   */
+  async function run (): Promise<void> {
+    let next: { batch: Waiting[], planned: Promise<SendPlan> } | null = null
+    while (next || queue.length > 0) {
+      const batch = next?.batch ?? take()
+      let planned = next?.planned ?? plan(batch)
+      const early = next !== null
+      next = null
+      for (let attempt = 1; ; attempt++) {
+        try {
+          let ready = await planned
+          if (early && attempt === 1 && ready.refusedByPolicy) ready = await plan(batch)
+          const written = writePlan(db, ready, Date.now())
+          if (!next && queue.length > 0) {
+            const following = take()
+            next = { batch: following, planned: plan(following) }
+            next.planned.catch(() => {}) // awaited in its turn
+          }
+          const outcomes = await written
+          counts.batches++
+          counts.sends += batch.length
+          batch.forEach((w, i) => w.resolve(outcomes[i]))
+          break
+        } catch (err) {
+          if (isRace(err) && attempt < RETRIES) { // the next plan finds the other write's row
+            planned = plan(batch)
+            continue
+          }
+          log.error('message batch failed', { size: batch.length, error: (err as Error).message })
+          for (const w of batch) w.reject(err as Error)
+          break
+        }
       }
     }
   }
 
   function drain (): void {
     if (running || queue.length === 0) return
-    const batch = queue.slice(0, maxBatch)
-    queue = queue.slice(batch.length)
-    running = commit(batch).finally(() => {
+    running = run().finally(() => {
       running = null
       drain()
     })

@@ -33,17 +33,26 @@ export type SendOutcome =
 const key = (sender: number, clientMsgId: Uint8Array) => `${sender}:${Buffer.from(clientMsgId).toString('base64')}`
 const buffers = (list: Uint8Array[]) => list.map(b => Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
+// A batch is stored in arrival order: `planSends`, then `writePlan`.
+// DESIGN 3: a repeat of (sender, client_msg_id), earlier or in this batch, returns the first.
+// DESIGN 2: each new message gets seq = last + 1 of its conversation.
+
+type Decision = SendOutcome | { fresh: PendingSend, index: number, place: number }
+
+/** What a batch will store, decided from one round of reads. */
+export interface SendPlan {
+  decisions: Decision[]
+  counts: Map<number, number>
+  known: Map<number, { isGroup: boolean, members: number[] }>
+  /** Some send was refused by its recipient's policy (a read that a write just before may change). */
+  refusedByPolicy: boolean
+}
+
 /**
- * Stores a batch of sends in arrival order.
- * DESIGN 3: a repeat of (sender, client_msg_id), earlier or in this batch, returns the first.
- * DESIGN 2: each new message gets seq = last + 1 of its conversation.
- *
- * Two round trips whatever the batch's size: the reads at once (repeats, conversations and their
- * members, the recipients' verdicts), then one statement that numbers, stores and marks as read,
- * atomic on its own. A concurrent store of the same (sender, client_msg_id) on another node makes
- * it fail with a unique violation, and the caller's retry finds that row among the repeats.
+ * The reads of a batch, at once (repeats, conversations and their members, the recipients'
+ * verdicts), and each send's fate in arrival order; new ones numbered within their conversation.
  */
-export async function storeSends (db: Queryable, sends: PendingSend[], now: number): Promise<SendOutcome[]> {
+export async function planSends (db: Queryable, sends: PendingSend[]): Promise<SendPlan> {
   const direct = sends.filter(s => s.recipient !== undefined && s.recipient !== s.sender)
   const [earlierRows, conversationRows, verdicts] = await Promise.all([
     db.query<StoredMessage>(
@@ -71,37 +80,47 @@ export async function storeSends (db: Queryable, sends: PendingSend[], now: numb
   const verdictOf = (send: PendingSend): DirectVerdict =>
     send.recipient === undefined || send.recipient === send.sender ? 'ok' : verdicts.get(pairKey(send.sender, send.recipient))!
 
-  // Decide each send in arrival order; number the new ones within their conversation (1, 2, ...).
-  const outcomes: Array<SendOutcome | { fresh: PendingSend, index: number, place: number }> = []
+  const decisions: Decision[] = []
   const inBatch = new Map<string, number>()
   const counts = new Map<number, number>()
+  let refusedByPolicy = false
   for (const send of sends) {
     const k = key(send.sender, send.clientMsgId)
     const conversation = known.get(send.conversation)
     const stored = earlier.get(k)
     const verdict = verdictOf(send)
     if (stored) {
-      outcomes.push({ ok: true, message: stored, repeat: true, members: known.get(stored.conversation)?.members ?? [] })
+      decisions.push({ ok: true, message: stored, repeat: true, members: known.get(stored.conversation)?.members ?? [] })
     } else if (inBatch.has(k)) {
-      outcomes.push({ fresh: send, index: inBatch.get(k)!, place: 0 }) // resolved below to the first one's result
+      decisions.push({ fresh: send, index: inBatch.get(k)!, place: 0 }) // resolved below to the first one's result
     } else if (!conversation || conversation.isGroup !== send.toGroup) {
-      outcomes.push({ ok: false, reason: 'unknown conversation' })
+      decisions.push({ ok: false, reason: 'unknown conversation' })
     } else if (!conversation.members.includes(send.sender)) {
-      outcomes.push({ ok: false, reason: 'not a member' })
+      decisions.push({ ok: false, reason: 'not a member' })
     } else if (verdict !== 'ok') {
-      outcomes.push({ ok: false, reason: verdict })
+      refusedByPolicy = true
+      decisions.push({ ok: false, reason: verdict })
     } else {
       const place = (counts.get(send.conversation) ?? 0) + 1
       counts.set(send.conversation, place)
-      inBatch.set(k, outcomes.length)
-      outcomes.push({ fresh: send, index: outcomes.length, place })
+      inBatch.set(k, decisions.length)
+      decisions.push({ fresh: send, index: decisions.length, place })
     }
   }
-  if (counts.size === 0) return outcomes as SendOutcome[] // nothing new: no send is 'fresh'
+  return { decisions, counts, known, refusedByPolicy }
+}
 
-  const created = outcomes.filter((o, i): o is { fresh: PendingSend, index: number, place: number } => 'fresh' in o && o.index === i)
-  // Each conversation's last seq moves by its count; a message's seq is the last seq before the
-  // batch plus its place; the sender has read up to its own newest message (sending is reading).
+/**
+ * One statement, atomic on its own: each conversation's last seq moves by its count, a message's
+ * seq is the last seq before the batch plus its place, and the sender has read up to its own newest
+ * message (sending is reading). A concurrent store of the same (sender, client_msg_id) makes it
+ * fail with a unique violation; planning again finds that row among the repeats.
+ */
+export async function writePlan (db: Queryable, plan: SendPlan, now: number): Promise<SendOutcome[]> {
+  const { decisions, counts, known } = plan
+  if (counts.size === 0) return decisions as SendOutcome[] // nothing new: no send is 'fresh'
+  const created = decisions.filter((d, i): d is { fresh: PendingSend, index: number, place: number } => 'fresh' in d && d.index === i)
+  const outcomes = [...decisions]
   const before = new Map<number, number>()
   for (const row of await db.query<{ id: number, before: number }>(
     `WITH counted AS (

@@ -68,3 +68,25 @@ eachMode(t, 'a refused 1:1 send in a batch stores nothing and leaves no gap', as
   const own = await writer.append({ sender: alice, clientMsgId: new Uint8Array([99]), conversation: withCarol, recipient: carol, content, toGroup: false })
   t.same(own.ok ? 'stored' : own.reason, 'refused', "alice is told carol's refusal first, which says nothing of a block")
 })
+
+// The writer reads a batch while the one before it is being written: a repeat of a send of the
+// batch just before is planned as new, meets the unique key, and is planned again as a repeat.
+eachMode(t, 'a repeat in the batch right after its first send', async (t, mode) => {
+  const storage = await freshStorage(mode)
+  const db = await openHistory(testConfig(storage.overrides))
+  t.teardown(async () => { await db.close(); await storage.drop() })
+  await migrate(db)
+  const alice = (await insertUser(db, 'alice', null))!.id
+  const bob = (await insertUser(db, 'bob', null))!.id
+  const conversation = await db.transaction(tx => directConversation(tx, alice, bob))
+  const writer = createMessageWriter(db, createLogger('error'), 1) // one send per batch
+  const content = wmq.Content.encode({ text: 'hi' }).finish()
+  const ids = [1, 1, 2, 2, 3, 3, 4, 4]
+  const outcomes = await Promise.all(ids.map(id =>
+    writer.append({ sender: alice, clientMsgId: new Uint8Array([id]), conversation, recipient: bob, content, toGroup: false })))
+  t.same(outcomes.map(o => o.ok ? [o.message.seq, o.repeat] : o.reason),
+    [[1, false], [1, true], [2, false], [2, true], [3, false], [3, true], [4, false], [4, true]],
+    'each repeat gets its first send\'s seq, as a repeat')
+  const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')
+  t.equal(rows[0].n, 4, 'four rows')
+})
