@@ -32,11 +32,10 @@ const { MQEmitterRedisPrefix } = require('mqemitter-redis') as {
 
 interface ClearingStore {
   outgoingUpdate (client: unknown, packet: object): Promise<unknown>
-  outgoingClearMessageId (client: unknown, packet: { messageId?: number }, cb?: unknown): Promise<unknown> | unknown
+  outgoingClearMessageId (client: { id: string }, packet: SkippedPacket, cb?: unknown): Promise<unknown> | unknown
 }
-
-/** A packet identifier no MQTT packet has (they are 1-65535): marks a skipped packet for clearing. */
-const SKIPPED = -1
+interface SkippedPacket { messageId?: number, brokerId?: string, brokerCounter?: number }
+type ClearSkipped = (client: { id: string }, packet: SkippedPacket) => Promise<unknown>
 
 /**
  * aedes#543: when authorizeForward skips a packet for a persistent session (DESIGN 7, no echo),
@@ -44,21 +43,48 @@ const SKIPPED = -1
  * another packet in flight to that client, whose delivery fails with "no such packet" and drops
  * the client; the Redis store finds nothing, and the skipped packet stays queued. Left there, a
  * device's queue would grow by one packet per message it sends (and every PUBACK would scan it).
- * Here the skipped packet, found by its broker id and counter, is given an identifier no real
- * packet has and cleared by it, in either store.
+ * Here such a call clears the skipped packet for that client alone, found by its broker id and
+ * counter, the way each store keeps it (`clearSkipped`).
  */
-function clearSkippedPackets<T extends object> (store: T): T {
+function clearSkippedPackets<T extends object> (store: T, clearSkipped: ClearSkipped): T {
   const clearing = store as unknown as ClearingStore
-  const update = clearing.outgoingUpdate.bind(store)
   const clear = clearing.outgoingClearMessageId.bind(store)
   clearing.outgoingClearMessageId = (client, packet, cb) => {
     if (packet.messageId !== undefined) return clear(client, packet, cb)
-    const cleared = update(client, { ...packet, messageId: SKIPPED })
-      .then(() => clear(client, { messageId: SKIPPED }), () => undefined) // not queued: nothing to clear
-    if (typeof cb === 'function') cleared.then(() => cb(null), cb as (err: Error) => void)
+    const cleared = clearSkipped(client, packet).catch(() => undefined) // not queued: nothing to clear
+    if (typeof cb === 'function') cleared.then(() => cb(null))
     return cleared
   }
   return store
+}
+
+/** A packet identifier no MQTT packet has (they are 1-65535): marks a skipped packet for clearing. */
+const SKIPPED = -1
+
+/**
+ * The memory store keeps a copy of each packet per client: the client's copy is given an
+ * identifier no real packet has, and cleared by it.
+ */
+function clearSkippedInMemory (store: object): ClearSkipped {
+  const { outgoingUpdate, outgoingClearMessageId } = store as ClearingStore
+  return async (client, packet) => {
+    await outgoingUpdate.call(store, client, { ...packet, messageId: SKIPPED })
+    await outgoingClearMessageId.call(store, client, { messageId: SKIPPED })
+  }
+}
+
+/**
+ * aedes-persistence-redis keeps one packet for all its subscribers (`packet:{broker}:{counter}`,
+ * with a count of the clients still owing it) and a list per client: the packet leaves the
+ * client's list, and is deleted with its count when no client owes it any more. (Its own update
+ * would rewrite the one packet every other client is still to get.)
+ */
+function clearSkippedInRedis (conn: RedisConnection): ClearSkipped {
+  return async (client, packet) => {
+    const key = `packet:${packet.brokerId}:${packet.brokerCounter}`
+    const removed = await conn.lrem(`outgoing:${encodeURIComponent(client.id)}`, 0, key)
+    if (removed > 0 && await conn.decr(`${key}:offlineCount`) <= 0) await conn.del(key, `${key}:offlineCount`)
+  }
 }
 
 interface QueueingStore {
@@ -173,8 +199,19 @@ function withoutWills<T extends object> (store: T): T {
   return store
 }
 
-/** The fixes both stores need. */
-const patched = <T extends object>(store: T): T => withoutWills(clearSkippedPackets(store))
+function memoryStore (config: Config): SessionStore {
+  const store = memoryPersistence()
+  return withoutWills(clearSkippedPackets(boundMemoryQueues(store, config.offlineQueueMax, config.offlineQueueTtlMs), clearSkippedInMemory(store)))
+}
+
+function redisStore (config: Config, conn: RedisConnection): SessionStore {
+  const store = redisPersistence({
+    conn,
+    maxSessionDelivery: config.offlineQueueMax,
+    packetTTL: () => Math.max(1, Math.ceil(config.offlineQueueTtlMs / 1000)),
+  })
+  return withoutWills(clearSkippedPackets(storeEachSubscribeOnce(boundRedisQueues(store, conn, config.offlineQueueMax)), clearSkippedInRedis(conn)))
+}
 
 export interface SessionBackend {
   kind: 'memory' | 'redis'
@@ -208,7 +245,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
     return {
       kind: 'memory',
       redis: null,
-      persistence: patched(boundMemoryQueues(memoryPersistence(), config.offlineQueueMax, config.offlineQueueTtlMs)),
+      persistence: memoryStore(config),
       mq: mqemitter({ concurrency: 100, matchEmptyLevels: true }),
       close: async () => {},
     }
@@ -249,11 +286,7 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
   return {
     kind: 'redis',
     redis: conn,
-    persistence: patched(storeEachSubscribeOnce(boundRedisQueues(redisPersistence({
-      conn,
-      maxSessionDelivery: config.offlineQueueMax,
-      packetTTL: () => Math.max(1, Math.ceil(config.offlineQueueTtlMs / 1000)),
-    }), conn, config.offlineQueueMax))),
+    persistence: redisStore(config, conn),
     mq,
     // aedes closes the emitter (and with it subConn and pubConn) when Redis answers; after that,
     // or when it does not, every connection is ended here.

@@ -80,3 +80,30 @@ eachMode(t, 'a sending device keeps no queued copy of its own messages', async (
   t.same(left, [0, 0, 0], 'no packet left queued for a1 (the sender), a2 or b1 once everything is acknowledged')
   t.same(textsOf(a1), [], 'and a1 got no echo of its own texts')
 })
+
+// The copy for the sender's other devices is skipped only when no other device can take it: one
+// whose persistent session is away gets it when it comes back, one on a clean session gets it live.
+eachMode(t, "the sender's other devices: away, and on a clean session", async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  await tb.addUser('alice')
+  const bob = await tb.addUser('bob')
+  const connect = async (login: string, device: string, clean = false) =>
+    connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login), clean })
+  const a2 = await connect('alice', 'a2')
+  await new Promise<void>(resolve => a2.client.end(false, {}, () => resolve())) // a2's session stays, away
+  const [a1, b1] = [await connect('alice', 'a1'), await connect('bob', 'b1')]
+  closeAtEnd(t, a1, b1)
+
+  t.ok((await sendText(a1, { user: bob }, 'while a2 is away')).sendAck, 'a1 sends while a2 is away')
+  const a3 = await connect('alice', 'a3', true)
+  closeAtEnd(t, a3)
+  t.ok((await sendText(a1, { user: bob }, 'with a3 on a clean session')).sendAck, 'a1 sends with a3 connected')
+  await a3.next(d => d.message?.content?.text === 'with a3 on a clean session', 'the copy on a3')
+  t.pass('a3, on a clean session, gets the copy live')
+
+  const back = await connect('alice', 'a2')
+  closeAtEnd(t, back)
+  await back.until(() => textsOf(back).length === 2, 'both copies on a2')
+  t.same(textsOf(back), ['while a2 is away', 'with a3 on a clean session'], 'a2 gets both copies from its session when it comes back')
+  t.same(textsOf(a1), [], 'a1 gets no echo')
+})
