@@ -15,6 +15,7 @@ import { httpHandler } from './http.ts'
 import { openListeners, type Listener } from './listeners.ts'
 import { createLogger, type Logger } from './log.ts'
 import { openSessionBackend } from './session-backends.ts'
+import { otherSessionSubscribed } from './sessions.ts'
 import { memoryState, redisState } from './shared-state.ts'
 import { openPglite, openPostgres, type Db } from './storage/db.ts'
 import { migrate } from './storage/migrate.ts'
@@ -130,7 +131,15 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
       throttle,
       sessions: sessions.persistence,
       presence,
-      handleRequest: createRequestHandler(createChatContext({ broker: aedes, db, log, writer, limits: config })),
+      handleRequest: createRequestHandler(createChatContext({
+        broker: aedes,
+        db,
+        log,
+        writer,
+        limits: config,
+        reachesOtherDevices: async (user, device) =>
+          await otherSessionSubscribed(sessions.persistence, user, device) || await state.otherDeviceOnline(user, device),
+      })),
       mayReadPresence: (reader, user) => mayReadPresence(db, reader, user),
     })
 

@@ -12,6 +12,16 @@ import { downlinkTopic, inboxTopic } from './topics.ts'
 export interface SessionStore {
   subscriptionsByClient (client: { id: string }): Promise<Subscription[]>
   addSubscriptions (client: Client, subs: Subscription[]): Promise<void>
+  subscriptionsByTopic (topic: string): Promise<Array<{ clientId: string }>>
+}
+
+/**
+ * True when a persistent session other than `device`'s is subscribed to `user`'s inbox (connected
+ * or away). Clean sessions are not in the store: the caller asks who is connected for those.
+ */
+export async function otherSessionSubscribed (store: SessionStore, user: number, device: number): Promise<boolean> {
+  const self = device.toString(36)
+  return (await store.subscriptionsByTopic(inboxTopic(user))).some(sub => sub.clientId !== self)
 }
 
 export function sessionTopics (who: Identity): string[] {

@@ -21,6 +21,8 @@ export interface SharedState {
   /** Uncounts one; true when the user now has no device connected anywhere. */
   disconnect (user: number, device: number): Promise<boolean>
   isOnline (user: number): Promise<boolean>
+  /** True when a device of `user` other than `device` is connected, on any node. */
+  otherDeviceOnline (user: number, device: number): Promise<boolean>
   failures (key: string): Promise<number>
   fail (key: string): Promise<void>
   clearFailures (key: string): Promise<void>
@@ -54,6 +56,10 @@ export function memoryState (now: () => number = Date.now): SharedState {
       return !online.has(user)
     },
     async isOnline (user) { return online.has(user) },
+    async otherDeviceOnline (user, device) {
+      for (const other of online.get(user)?.keys() ?? []) if (other !== device) return true
+      return false
+    },
     async failures (key) {
       const entry = failures.get(key)
       if (!entry || now() - entry.at > FAILURE_MEMORY_MS) return 0
@@ -123,6 +129,9 @@ export function redisState (redis: RedisConnection, node: string): SharedState {
       return await redis.hlen(`online:${user}`) === 0
     },
     async isOnline (user) { return await redis.hlen(`online:${user}`) > 0 },
+    async otherDeviceOnline (user, device) {
+      return (await redis.hkeys(`online:${user}`)).some(key => key.slice(key.lastIndexOf(':') + 1) !== String(device))
+    },
     async failures (key) { return Number(await redis.get(`fail:${key}`) ?? 0) },
     async fail (key) { await redis.multi().incr(`fail:${key}`).pexpire(`fail:${key}`, FAILURE_MEMORY_MS).exec() },
     async clearFailures (key) { await redis.del(`fail:${key}`) },

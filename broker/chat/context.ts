@@ -22,15 +22,24 @@ export interface ChatContext {
   directConversation (a: number, b: number): Promise<number>
   /** The 1:1 conversation of two users if this broker has it cached, without asking storage. */
   cachedDirectConversation (a: number, b: number): number | undefined
+  /**
+   * False only when no device of `user` but `device` can take a copy of what `device` sent: none
+   * is connected, and no session of another device is subscribed to the user's inbox.
+   */
+  reachesOtherDevices (user: number, device: number): Promise<boolean>
 }
 
 const CACHE_LIMIT = 100_000
 
 const pair = (a: number, b: number) => a < b ? `${a}:${b}` : `${b}:${a}`
 
-export function createChatContext (base: Omit<ChatContext, 'directConversation' | 'cachedDirectConversation'>): ChatContext {
+type Base = Omit<ChatContext, 'directConversation' | 'cachedDirectConversation' | 'reachesOtherDevices'> &
+  Partial<Pick<ChatContext, 'reachesOtherDevices'>>
+
+export function createChatContext (base: Base): ChatContext {
   const direct = new Map<string, number>()
   return {
+    reachesOtherDevices: async () => true,
     ...base,
     cachedDirectConversation: (a, b) => direct.get(pair(a, b)),
     async directConversation (a, b) {
