@@ -33,6 +33,13 @@ export async function send (ctx: ChatContext, who: Identity, request: wmq.ISend)
   else if (request.group) conversation = Number(request.group)
   else throw new RequestError(INVALID_ARGUMENT, 'a send needs a recipient: user or group')
 
+  // Most senders have no other device, and then no copy of the message is published for the
+  // sender's devices. Asked now, the answer is in by the commit; if not, the copy goes out (the
+  // deliveries must leave at once, in commit order, so nothing waits for it). A device of the
+  // sender's that connects within those milliseconds finds the message by its next sync.
+  let copyForSender = true
+  ctx.reachesOtherDevices(who.user, who.device).then(reaches => { copyForSender = reaches }, () => {})
+
   // Appended now, in the order this device sent; answered once committed.
   const outcome = ctx.writer.append({ sender: who.user, clientMsgId, conversation, content, toGroup, recipient })
   return {
@@ -46,7 +53,7 @@ export async function send (ctx: ChatContext, who: Identity, request: wmq.ISend)
       }
       const { message } = result
       if (!result.repeat) {
-        deliverMessage(ctx, message, result.members, who.device).catch(err =>
+        deliverMessage(ctx, message, result.members, who.device, copyForSender).catch(err =>
           ctx.log.error('delivery failed', { conversation: message.conversation, seq: message.seq, error: (err as Error).message }))
       }
       return { sendAck: { clientMsgId, conversation: message.conversation, seq: message.seq, time: message.time } }
