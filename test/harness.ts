@@ -5,6 +5,7 @@
 // Under CI=true a missing service fails the test; elsewhere the services mode is skipped with a
 // line that says how to run it.
 import { randomBytes } from 'node:crypto'
+import { connect as tcpConnect } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -61,6 +62,27 @@ export function eachMode (t: Test, name: string, body: (t: Test, mode: Mode) => 
   t.test(`${name} [services]`, async t => {
     if (await requireServices(t)) await body(t, 'services')
   })
+}
+
+/**
+ * Why the Mosquitto the bench compares with (127.0.0.1:1883) cannot be used, or false when it
+ * answers. Under CI=true its absence fails `t`; elsewhere the caller skips what needs it.
+ */
+export async function whyNoMosquitto (t: Test): Promise<string | false> {
+  const reachable = await new Promise<boolean>(resolve => {
+    const socket = tcpConnect({ host: '127.0.0.1', port: 1883 })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1_000, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+  if (reachable) return false
+  const missing = 'Mosquitto is not reachable at 127.0.0.1:1883'
+  if (process.env.CI === 'true') t.fail(`${missing} (required when CI=true)`)
+  return missing
 }
 
 /**

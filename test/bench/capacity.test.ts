@@ -5,12 +5,11 @@
 // assertions: the figures belong in BENCHMARKS.md.
 import { execFileSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
-import net from 'node:net'
 import t from 'tap'
 import { Progress } from '../../bench/progress.ts'
 import { capacityOn, type CapacityPlan } from '../../bench/scenarios/capacity.ts'
 import { withTarget, type Arguments } from '../../bench/scenarios/common.ts'
-import { requireServices } from '../harness.ts'
+import { requireServices, whyNoMosquitto } from '../harness.ts'
 
 const args: Arguments = {
   targets: ['weakmq', 'mosquitto'], seed: 5, sessions: 'memory', broker: 'inprocess', history: 'postgres', plainDeadLink: false,
@@ -18,21 +17,7 @@ const args: Arguments = {
 const plan: CapacityPlan = { requested: 20, addresses: 2, holdSeconds: 1, workers: 2, concurrency: 4 }
 const quiet = new Progress(process.stderr, true)
 
-function mosquittoReachable(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port: 1883 })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1_000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
-}
-
-const mosquittoMissing = (await mosquittoReachable()) ? false : 'Mosquitto is not reachable at 127.0.0.1:1883'
-if (mosquittoMissing && process.env.CI === 'true') t.fail(`${mosquittoMissing} (required when CI=true)`)
+const mosquittoMissing = await whyNoMosquitto(t)
 
 for (const name of ['weakmq', 'mosquitto']) {
   t.test(`${name}: 20 idle sessions from 2 generator processes`, { skip: name === 'mosquitto' && mosquittoMissing }, async (t) => {

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import mqtt from 'mqtt'
 import { FlakyLink, planEvents } from '../../bench/lab/flaky-link.ts'
 import { flaky, profileByName, profileNames, profiles, type Direction, type Profile } from '../../bench/lab/profiles.ts'
+import { whyNoMosquitto } from '../harness.ts'
 
 /** Every test ends well within this, even when it fails. */
 const limit = { timeout: 10_000 }
@@ -251,21 +252,7 @@ t.test('silent drop: no FIN, no RST, no bytes, either way', limit, async (t) => 
   t.equal(link.counters.drops, 1)
 })
 
-function mosquittoReachable(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port: 1883 })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1_000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
-}
-
-const mosquittoMissing = (await mosquittoReachable()) ? false : 'Mosquitto is not reachable at 127.0.0.1:1883'
-if (mosquittoMissing && process.env.CI === 'true') t.fail(`${mosquittoMissing} (required when CI=true)`)
+const mosquittoMissing = await whyNoMosquitto(t)
 
 t.test('silent drop: only an MQTT keepalive notices it', { ...limit, skip: mosquittoMissing }, async (t) => {
   const mqttLink = new FlakyLink({ target: { host: '127.0.0.1', port: 1883 }, profile: profiles.loopback })

@@ -3,12 +3,11 @@
 // them, then back at once; on weakmq (a fresh database on the Postgres server) and on Mosquitto.
 // The books must balance and every cut session must come back. No timing assertions: the figures
 // belong in BENCHMARKS.md.
-import net from 'node:net'
 import t from 'tap'
 import { Progress } from '../../bench/progress.ts'
 import { withTarget, type Arguments } from '../../bench/scenarios/common.ts'
 import { recipientOf, stormOn, stormPlan, type StormPlan } from '../../bench/scenarios/storm.ts'
-import { requireServices } from '../harness.ts'
+import { requireServices, whyNoMosquitto } from '../harness.ts'
 
 const args: Arguments = {
   targets: ['weakmq', 'mosquitto'], seed: 3, sessions: 'memory', broker: 'inprocess', history: 'postgres', plainDeadLink: false,
@@ -34,21 +33,7 @@ t.test('each sender writes to its cut devices in turn: its first messages reach 
   t.equal(to(0, 4), to(0, 1), 'then round again')
 })
 
-function mosquittoReachable(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port: 1883 })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1_000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
-}
-
-const mosquittoMissing = (await mosquittoReachable()) ? false : 'Mosquitto is not reachable at 127.0.0.1:1883'
-if (mosquittoMissing && process.env.CI === 'true') t.fail(`${mosquittoMissing} (required when CI=true)`)
+const mosquittoMissing = await whyNoMosquitto(t)
 
 for (const name of ['weakmq', 'mosquitto']) {
   t.test(`${name}: 20 sessions cut at once and back, every text delivered once`, { skip: name === 'mosquitto' && mosquittoMissing }, async (t) => {
