@@ -1,13 +1,16 @@
 // Issue 3 §1-2: send, SendAck after commit, delivery to every device of every member but the sender.
 import t from 'tap'
-import { ask, closeAtEnd, connectDevice, eachMode, newClientMsgId, sendText, startTestBroker, textsOf, wmq } from '../harness.ts'
+import { ask, closeAtEnd, connectDevice, eachMode, newClientMsgId, sendText, startTestBroker, textsOf, wmq, type TestBroker } from '../harness.ts'
+
+/** Connects a device of `login` (clean=false unless told). */
+const connecting = (tb: TestBroker) => async (login: string, device: string, clean = false) =>
+  connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login), clean })
 
 eachMode(t, 'two users, three devices', async (t, mode) => {
   const tb = await startTestBroker(t, mode)
   const alice = await tb.addUser('alice')
   const bob = await tb.addUser('bob')
-  const connect = async (login: string, device: string) =>
-    connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login) })
+  const connect = connecting(tb)
   const [a1, a2, b1] = [await connect('alice', 'a1'), await connect('alice', 'a2'), await connect('bob', 'b1')]
   closeAtEnd(t, a1, a2, b1)
 
@@ -55,8 +58,7 @@ eachMode(t, 'a sending device keeps no queued copy of its own messages', async (
   const tb = await startTestBroker(t, mode)
   const alice = await tb.addUser('alice')
   const bob = await tb.addUser('bob')
-  const connect = async (login: string, device: string) =>
-    connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login) })
+  const connect = connecting(tb)
   const [a1, a2, b1] = [await connect('alice', 'a1'), await connect('alice', 'a2'), await connect('bob', 'b1')]
   closeAtEnd(t, a1, a2, b1)
 
@@ -87,8 +89,7 @@ eachMode(t, "the sender's other devices: away, and on a clean session", async (t
   const tb = await startTestBroker(t, mode)
   await tb.addUser('alice')
   const bob = await tb.addUser('bob')
-  const connect = async (login: string, device: string, clean = false) =>
-    connectDevice(tb.mqttUrl, { clientId: device, username: login, password: await tb.token(login), clean })
+  const connect = connecting(tb)
   const a2 = await connect('alice', 'a2')
   await new Promise<void>(resolve => a2.client.end(false, {}, () => resolve())) // a2's session stays, away
   const [a1, b1] = [await connect('alice', 'a1'), await connect('bob', 'b1')]

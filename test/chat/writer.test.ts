@@ -1,5 +1,5 @@
 // Issue 3 §3: concurrent sends share transactions (group commit), in the order they were appended.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createMessageWriter } from '../../broker/chat/writer.ts'
 import { createLogger } from '../../broker/log.ts'
 import { openHistory } from '../../broker/server.ts'
@@ -8,13 +8,19 @@ import { changeContact } from '../../broker/storage/contacts.ts'
 import { directConversation } from '../../broker/storage/messages.ts'
 import { insertUser } from '../../broker/storage/users.ts'
 import { wmq } from '../../schema/generated/chat.js'
-import { eachMode, freshStorage, testConfig } from '../harness.ts'
+import { eachMode, freshStorage, testConfig, type Mode } from '../harness.ts'
 
-eachMode(t, 'group commit', async (t, mode) => {
+/** A fresh, migrated history database for one test. */
+async function migratedHistory (t: Test, mode: Mode) {
   const storage = await freshStorage(mode)
   const db = await openHistory(testConfig(storage.overrides))
   t.teardown(async () => { await db.close(); await storage.drop() })
   await migrate(db)
+  return db
+}
+
+eachMode(t, 'group commit', async (t, mode) => {
+  const db = await migratedHistory(t, mode)
   const alice = (await insertUser(db, 'alice', null))!.id
   const bob = (await insertUser(db, 'bob', null))!.id
   const conversation = await db.transaction(tx => directConversation(tx, alice, bob))
@@ -37,10 +43,7 @@ eachMode(t, 'group commit', async (t, mode) => {
 // Issue 7 §4 on the send path: the writer checks blocks for the whole batch inside its transaction,
 // so a send refused by its recipient takes no seq and the others of the batch are stored in order.
 eachMode(t, 'a refused 1:1 send in a batch stores nothing and leaves no gap', async (t, mode) => {
-  const storage = await freshStorage(mode)
-  const db = await openHistory(testConfig(storage.overrides))
-  t.teardown(async () => { await db.close(); await storage.drop() })
-  await migrate(db)
+  const db = await migratedHistory(t, mode)
   const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(async login => (await insertUser(db, login, null))!.id))
   const withBob = await db.transaction(tx => directConversation(tx, alice, bob))
   const withCarol = await db.transaction(tx => directConversation(tx, alice, carol))
@@ -72,10 +75,7 @@ eachMode(t, 'a refused 1:1 send in a batch stores nothing and leaves no gap', as
 // The writer reads a batch while the one before it is being written: a repeat of a send of the
 // batch just before is planned as new, meets the unique key, and is planned again as a repeat.
 eachMode(t, 'a repeat in the batch right after its first send', async (t, mode) => {
-  const storage = await freshStorage(mode)
-  const db = await openHistory(testConfig(storage.overrides))
-  t.teardown(async () => { await db.close(); await storage.drop() })
-  await migrate(db)
+  const db = await migratedHistory(t, mode)
   const alice = (await insertUser(db, 'alice', null))!.id
   const bob = (await insertUser(db, 'bob', null))!.id
   const conversation = await db.transaction(tx => directConversation(tx, alice, bob))
