@@ -18,6 +18,25 @@ export function cpuSeconds(pid: number): number | null {
   }
 }
 
+/** The soft open-file limit of a process (Linux), or null when it cannot be read. */
+export function openFileLimit(pid: number | 'self'): number | null {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))
+    return match ? (match[1] === 'unlimited' ? Infinity : Number(match[1])) : null
+  } catch {
+    return null
+  }
+}
+
+/** Files a process has open, or null when its fd folder is not readable (another user's). */
+export function openFiles(pid: number): number | null {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return null
+  }
+}
+
 /** Resident memory of a process in bytes, or null when it is gone. */
 export function rssBytes(pid: number): number | null {
   try {

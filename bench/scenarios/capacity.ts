@@ -9,7 +9,7 @@
 // the broker processes can hold (their limit in /proc/<pid>/limits, less what they have open) is
 // not tried, and the table says so.
 import { fork, type ChildProcess } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -17,7 +17,7 @@ import type { WorkerDevice, WorkerReply, WorkerRequest, WorkerTimings } from '..
 import { newHistogram, percentiles, recordMs, type Percentiles } from '../metrics.ts'
 import type { Progress } from '../progress.ts'
 import { ms, n0, type Table } from '../report.ts'
-import { startCpuMeter, type CpuShare } from '../system.ts'
+import { openFileLimit, openFiles, startCpuMeter, type CpuShare } from '../system.ts'
 import type { Target } from '../targets.ts'
 import { requireTargets, timingsFor, withTarget, type Arguments, type Scenario } from './common.ts'
 
@@ -74,25 +74,6 @@ const BROKER_SPARE_FILES = 100
 /** Files a worker needs besides its sockets (Node itself, the IPC channel). */
 const WORKER_SPARE_FILES = 100
 const WORKER_FILE = fileURLToPath(new URL('../capacity-worker.ts', import.meta.url))
-
-/** The soft open-file limit of a process (Linux), or null when it cannot be read. */
-function openFileLimit(pid: number | 'self'): number | null {
-  try {
-    const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))
-    return match ? (match[1] === 'unlimited' ? Infinity : Number(match[1])) : null
-  } catch {
-    return null
-  }
-}
-
-/** Files a process has open, or null when its fd folder is not readable (another user's). */
-function openFiles(pid: number): number | null {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length
-  } catch {
-    return null
-  }
-}
 
 /** How many sessions the broker processes can take, or null when their limits are unknown. */
 export function brokerRoom(pids: number[]): BrokerRoom | null {
