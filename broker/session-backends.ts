@@ -51,7 +51,9 @@ function clearSkippedPackets<T extends object> (store: T, clearSkipped: ClearSki
   const clear = clearing.outgoingClearMessageId.bind(store)
   clearing.outgoingClearMessageId = (client, packet, cb) => {
     if (packet.messageId !== undefined) return clear(client, packet, cb)
-    const cleared = clearSkipped(client, packet).catch(() => undefined) // not queued: nothing to clear
+    // Not queued (a clean session), or the store unreachable: the copy then goes with its session's
+    // next connect or its age.
+    const cleared = clearSkipped(client, packet).catch(() => undefined)
     if (typeof cb === 'function') cleared.then(() => cb(null))
     return cleared
   }
