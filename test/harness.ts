@@ -205,10 +205,15 @@ export interface Device {
 
 const WAIT_LIMIT_MS = 15_000
 
-/** Connects an mqtt.js client (MQTT 3.1.1, clean=false unless told) and resolves on CONNACK. */
-export function connectRaw (url: string, options: IClientOptions): Promise<MqttClient> {
+/**
+ * Connects an mqtt.js client (MQTT 3.1.1, clean=false unless told) and resolves on CONNACK.
+ * `listen` runs before the CONNECT leaves: a session's queued packets can arrive in the same read
+ * as the CONNACK, before a listener added once connected would see them.
+ */
+export function connectRaw (url: string, options: IClientOptions, listen?: (client: MqttClient) => void): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(url, { protocolVersion: 4, clean: false, reconnectPeriod: 0, connectTimeout: 10_000, ...options })
+    listen?.(client)
     client.once('connect', () => resolve(client))
     client.once('error', err => {
       client.end(true)
@@ -221,12 +226,11 @@ export async function connectDevice (url: string, options: IClientOptions): Prom
   const received: Device['received'] = []
   const presence: Device['presence'] = []
   const waiters = new Set<() => void>()
-  const client = await connectRaw(url, options)
-  client.on('message', (topic, payload) => {
+  const client = await connectRaw(url, options, client => client.on('message', (topic, payload) => {
     if (topic.startsWith('p/')) presence.push({ topic, presence: wmq.Presence.decode(payload) })
     else received.push({ topic, downlink: wmq.Downlink.decode(payload) })
     for (const wake of waiters) wake()
-  })
+  }))
   return {
     client,
     received,
