@@ -1,10 +1,12 @@
 // One device's MQTT connection for the load generator: raw mqtt.js v5 speaking MQTT 3.1.1, with
 // clean=false, its own reconnect timer, an optional source address (several loopback addresses
 // get past the ephemeral port limit) and a count of every byte the device sent and received, over
-// all its connections.
+// all its connections. Like the broker's, a device's packets written in one event-loop turn leave
+// in one write (coalesceWrites): the same for every target.
 import net from 'node:net'
 import { Readable } from 'node:stream'
 import { MqttClient, Store } from 'mqtt'
+import { coalesceWrites } from '../../broker/listeners.ts'
 
 export interface ConnectionOptions {
   host: string
@@ -65,6 +67,7 @@ export function openConnection(options: ConnectionOptions, credentials: Credenti
   const client = new MqttClient(() => {
     const s = net.connect({ host: options.host, port: options.port, localAddress: options.localAddress, noDelay: true })
     socket = s
+    coalesceWrites(s)
     s.once('close', () => {
       closedUp += s.bytesWritten
       closedDown += s.bytesRead
