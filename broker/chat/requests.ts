@@ -97,8 +97,11 @@ export function createRequestHandler (ctx: ChatContext): (who: Identity, payload
     return replyTo(ctx.broker, who.device, { ...reply, ref })
   }
 
-  /** Resolves once the request is taken (a send: appended to the writer), not when answered. */
-  async function take (who: Identity, payload: Buffer): Promise<void> {
+  /**
+   * Resolves once the request is taken (a send: appended to the writer), not when answered; with
+   * `answered`, which settles once the reply is out.
+   */
+  async function take (who: Identity, payload: Buffer): Promise<{ answered: Promise<void> }> {
     let ref = 0
     try {
       const request = decode(payload, ctx.limits.maxPayload)
@@ -106,24 +109,27 @@ export function createRequestHandler (ctx: ChatContext): (who: Identity, payload
       const reply = await dispatch(ctx, who, request)
       if (reply !== null && !Buffer.isBuffer(reply) && 'later' in reply) {
         const refNow = ref
-        reply.later.then(event => answer(who, refNow, event), err => answer(who, refNow, failure(who, refNow, err)))
+        const answered = reply.later.then(event => answer(who, refNow, event), err => answer(who, refNow, failure(who, refNow, err)))
           .catch(err => ctx.log.error('reply failed', { device: who.device, error: (err as Error).message }))
-        return
+        return { answered }
       }
       await answer(who, ref, reply)
     } catch (err) {
       ref ||= (err as { ref?: number }).ref ?? 0 // a request too large to decode still gets its ref back
       await answer(who, ref, failure(who, ref, err))
     }
+    return { answered: Promise.resolve() }
   }
 
+  /** Resolves once the request is answered (its reply published) or has failed. */
   return (who, payload) => {
     const previous = queues.get(who.device) ?? Promise.resolve()
-    const next = previous.then(() => take(who, payload)).catch(err => {
+    const taken = previous.then(() => take(who, payload))
+    const next = taken.then(() => {}, err => {
       ctx.log.error('reply failed', { device: who.device, error: (err as Error).message })
     })
     queues.set(who.device, next)
     void next.finally(() => { if (queues.get(who.device) === next) queues.delete(who.device) })
-    return next
+    return taken.then(({ answered }) => answered, () => {})
   }
 }
