@@ -37,6 +37,7 @@ export const settings = {
   maxPayload: { env: 'MAX_PAYLOAD', flag: 'max-payload', kind: 'integer', default: '65536', doc: 'largest uplink request in bytes; larger ones get TOO_LARGE' },
   maxBody: { env: 'MAX_BODY', flag: 'max-body', kind: 'integer', default: '16384', doc: "largest message content in bytes (text, media description with its thumbnail, custom data)" },
   sendBatchMax: { env: 'SEND_BATCH_MAX', flag: 'send-batch-max', kind: 'integer', default: '500', doc: 'most sends stored in one transaction (group commit)' },
+  sendBatchIntervalMs: { env: 'SEND_BATCH_INTERVAL_MS', flag: 'send-batch-interval-ms', kind: 'integer', default: '10', doc: 'under load, the shortest time between two group-commit transactions (an idle broker stores a lone send at once); 0: one right after the other' },
   historyPage: { env: 'HISTORY_PAGE', flag: 'history-page', kind: 'integer', default: '20', doc: 'messages in a history page when the device asks for no number' },
   historyPageMax: { env: 'HISTORY_PAGE_MAX', flag: 'history-page-max', kind: 'integer', default: '100', doc: 'most messages in one history or conversation-list page' },
   historyPageBytes: { env: 'HISTORY_PAGE_BYTES', flag: 'history-page-bytes', kind: 'integer', default: '8192', doc: 'a history page stops growing past this many bytes (at least one message), so a 20 kbit/s link is never blocked for long' },
@@ -80,6 +81,7 @@ export interface Config {
   maxPayload: number
   maxBody: number
   sendBatchMax: number
+  sendBatchIntervalMs: number
   historyPage: number
   historyPageMax: number
   historyPageBytes: number
@@ -175,6 +177,7 @@ export function loadConfig (argv: string[] = [], env: NodeJS.ProcessEnv = proces
     maxPayload: parseInteger('maxPayload', raw('maxPayload')),
     maxBody: parseInteger('maxBody', raw('maxBody')),
     sendBatchMax: Math.max(1, parseInteger('sendBatchMax', raw('sendBatchMax'))),
+    sendBatchIntervalMs: parseInteger('sendBatchIntervalMs', raw('sendBatchIntervalMs')),
     historyPage: Math.max(1, parseInteger('historyPage', raw('historyPage'))),
     historyPageMax: Math.max(1, parseInteger('historyPageMax', raw('historyPageMax'))),
     historyPageBytes: parseInteger('historyPageBytes', raw('historyPageBytes')),

@@ -120,7 +120,7 @@ export async function startBroker (config: Config, log: Logger = createLogger(co
     const state = sessions.redis ? redisState(sessions.redis, aedes.id) : memoryState()
     cleanup.splice(cleanup.indexOf(closeAedes), 0, () => state.close()) // after aedes, before Redis
     const throttle = createThrottle(state, config.authFreeFailures, config.authMaxDelayMs)
-    const writer = createMessageWriter(db, log, config.sendBatchMax)
+    const writer = createMessageWriter(db, log, config.sendBatchMax, config.sendBatchIntervalMs)
     cleanup.push(() => writer.flush()) // at shutdown: after the listeners close, before the sessions
     const presence = createPresence(aedes, state, log, user => lastSeen(db, user))
     cleanup.push(async () => presence.close())

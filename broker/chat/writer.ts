@@ -1,7 +1,10 @@
 // Group commit (issue 3 §3): sends that arrive while a batch is being committed wait for the next
 // batch, so under load many sends share one transaction, and an idle broker commits a lone send at
-// once. The delay a send waits is bounded by one commit; the batch size by `maxBatch`. Sends are
-// stored in the order they were appended (issue 3 §2).
+// once. Under load a batch is also taken no sooner than `intervalMs` after the one before it:
+// every batch costs Postgres about a millisecond of planning and executing whatever its size, and
+// at half the sustained rate batches a few milliseconds apart kept Postgres at 46% of a core
+// (BENCHMARKS.md). The delay a send waits is bounded by one commit plus `intervalMs`; the batch
+// size by `maxBatch`. Sends are stored in the order they were appended (issue 3 §2).
 import type { Logger } from '../log.ts'
 import type { Queryable } from '../storage/db.ts'
 import { planSends, writePlan, type PendingSend, type SendOutcome, type SendPlan } from '../storage/messages.ts'
@@ -21,12 +24,15 @@ const RETRIES = 3
 /** A unique-key clash: another node stored the same (sender, client_msg_id) meanwhile. */
 const isRace = (err: unknown) => (err as { code?: string }).code === '23505'
 
-export function createMessageWriter (db: Queryable, log: Logger, maxBatch: number): MessageWriter {
+export function createMessageWriter (db: Queryable, log: Logger, maxBatch: number, intervalMs = 0): MessageWriter {
   let queue: Waiting[] = []
   let running: Promise<void> | null = null
   const counts = { batches: 0, sends: 0 }
+  let takenAt = -Infinity
 
+  const sinceTaken = () => performance.now() - takenAt
   const take = () => {
+    takenAt = performance.now()
     const batch = queue.slice(0, maxBatch)
     queue = queue.slice(batch.length)
     return batch
@@ -39,11 +45,13 @@ export function createMessageWriter (db: Queryable, log: Logger, maxBatch: numbe
    * written: a batch then costs its write, not its reads and its write. Reads taken before the
    * previous commit can miss what it stored: a repeat of one of its sends fails the write with a
    * unique violation and is planned again, and a policy refusal is planned again to be sure (the
-   * recipient's reply may be in the batch just written).
+   * recipient's reply may be in the batch just written). A batch due sooner than `intervalMs`
+   * after the last is taken after the write instead, once the interval is over.
    */
   async function run (): Promise<void> {
     let next: { batch: Waiting[], planned: Promise<SendPlan> } | null = null
     while (next || queue.length > 0) {
+      if (!next && sinceTaken() < intervalMs) await new Promise(resolve => setTimeout(resolve, intervalMs - sinceTaken()))
       const batch = next?.batch ?? take()
       let planned = next?.planned ?? plan(batch)
       const early = next !== null
@@ -53,7 +61,7 @@ export function createMessageWriter (db: Queryable, log: Logger, maxBatch: numbe
           let ready = await planned
           if (early && attempt === 1 && ready.refusedByPolicy) ready = await plan(batch)
           const written = writePlan(db, ready, Date.now())
-          if (!next && queue.length > 0) {
+          if (!next && queue.length > 0 && sinceTaken() >= intervalMs) {
             const following = take()
             next = { batch: following, planned: plan(following) }
             next.planned.catch(() => {}) // awaited in its turn

@@ -40,6 +40,27 @@ eachMode(t, 'group commit', async (t, mode) => {
   t.equal(writer.stats().batches, batches + 1)
 })
 
+// Under load a batch is taken no sooner than the interval after the one before it; an idle writer
+// does not wait. No timing is asserted: the sends appended while the interval runs share one batch.
+eachMode(t, 'batches at most one per interval under load', async (t, mode) => {
+  const db = await migratedHistory(t, mode)
+  const alice = (await insertUser(db, 'alice', null))!.id
+  const bob = (await insertUser(db, 'bob', null))!.id
+  const conversation = await db.transaction(tx => directConversation(tx, alice, bob))
+  // 3 s: far longer than a commit here, so the test cannot depend on how fast the machine is.
+  const writer = createMessageWriter(db, createLogger('error'), 50, 3000)
+  const content = wmq.Content.encode({ text: 'hi' }).finish()
+  const send = (i: number) => writer.append({ sender: alice, clientMsgId: new Uint8Array([i]), conversation, content, toGroup: false })
+
+  t.ok((await send(0)).ok, 'an idle writer takes a lone send at once')
+  await writer.flush() // idle again
+  t.same(writer.stats(), { batches: 1, sends: 1 })
+  // Without an interval the first of these would be taken at once, alone, and the rest after it.
+  const outcomes = await Promise.all([1, 2, 3, 4, 5].map(send))
+  t.same(outcomes.map(o => o.ok ? o.message.seq : -1), [2, 3, 4, 5, 6], 'stored in order')
+  t.same(writer.stats(), { batches: 2, sends: 6 }, 'the sends appended within the interval share one batch')
+})
+
 // Issue 7 §4 on the send path: the writer checks blocks for the whole batch inside its transaction,
 // so a send refused by its recipient takes no seq and the others of the batch are stored in order.
 eachMode(t, 'a refused 1:1 send in a batch stores nothing and leaves no gap', async (t, mode) => {
