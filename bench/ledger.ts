@@ -37,7 +37,12 @@ interface CatchUp {
 }
 
 export class Ledger {
-  private readonly entries = new Map<number, Entry>()
+  /**
+   * Per sender: its messages by running number (1, 2, ...). One Map of every message of a run grew
+   * past 500,000 entries, and each doubling rehashed it in one go: the generator stood still for
+   * 40-85 ms and timed every message in flight that much later.
+   */
+  private readonly entries: Entry[][]
   /** Per device: keys its application has seen. */
   private readonly seen: Array<Set<number>>
   /** Per device: acknowledged keys owed to it and not yet delivered. */
@@ -52,6 +57,7 @@ export class Ledger {
   onComplete: (sender: number) => void = () => {}
 
   constructor(devices: number) {
+    this.entries = Array.from({ length: devices }, () => [])
     this.seen = Array.from({ length: devices }, () => new Set())
     this.owed = Array.from({ length: devices }, () => new Set())
     this.lastFrom = Array.from({ length: devices }, () => new Map())
@@ -68,15 +74,19 @@ export class Ledger {
   sent(key: number, sender: number, recipients: number[], at = performance.now()): void {
     const metrics = this.metrics
     if (!metrics) throw new Error('no phase is running')
-    this.entries.set(key, { sender, sentAt: at, ackedAt: -1, recipients, delivered: 0, metrics })
+    this.entries[sender][key % KEY_SPAN] = { sender, sentAt: at, ackedAt: -1, recipients, delivered: 0, metrics }
     metrics.sent++
     metrics.incomplete++
     metrics.sends.add(at)
     this.open[sender]++
   }
 
+  private entry(key: number): Entry | undefined {
+    return this.entries[Math.floor(key / KEY_SPAN)]?.[key % KEY_SPAN]
+  }
+
   acked(key: number, at = performance.now()): void {
-    const entry = this.entries.get(key)
+    const entry = this.entry(key)
     if (!entry || entry.ackedAt >= 0) return
     entry.ackedAt = at
     entry.metrics.acknowledged++
@@ -92,7 +102,7 @@ export class Ledger {
   delivered(device: number, text: string, at = performance.now()): void {
     const parsed = parseMessageText(text)
     const key = parsed ? messageKey(parsed.sender, parsed.n) : -1
-    const entry = this.entries.get(key)
+    const entry = this.entry(key)
     if (!parsed || !entry) {
       if (this.metrics) this.metrics.stray++
       return
@@ -142,7 +152,7 @@ export class Ledger {
     let lost = 0
     let unacknowledged = 0
     let deliveredUnacknowledged = 0
-    for (const entry of this.entries.values()) {
+    for (const entry of this.entries.flat()) {
       if (entry.metrics !== metrics) continue
       if (entry.ackedAt >= 0) lost += entry.recipients.length - entry.delivered
       else {
