@@ -52,8 +52,9 @@ export function installHooks (aedes: Aedes, parts: HookParts): void {
     notRouted.add(packet)
     if (mayPublish(who, packet.topic)) {
       // aedes writes a QoS 1 request's PUBACK once this is done: after the reply, so both leave in
-      // one write (one segment less per request on a mobile link). aedes reads nothing more from
-      // this device meanwhile; a send is answered after one commit.
+      // one write (one segment less per request on a mobile link). The device's next packets are
+      // read and served meanwhile: aedes reads a connection whenever data arrives, and requests
+      // wait only for the one before them to be taken (send.test.ts, "holds back neither").
       parts.handleRequest(who, packet.payload as Buffer).then(() => done(null), () => done(null))
       return
     }

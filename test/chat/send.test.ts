@@ -1,6 +1,11 @@
 // Issue 3 §1-2: send, SendAck after commit, delivery to every device of every member but the sender.
+import pg from 'pg'
 import t from 'tap'
-import { ask, closeAtEnd, connectDevice, eachMode, newClientMsgId, sendText, startTestBroker, textsOf, wmq, type TestBroker } from '../harness.ts'
+import {
+  ask, closeAtEnd, connectDevice, eachMode, newClientMsgId, requireServices, sendText, startTestBroker, textsOf, wmq,
+  type TestBroker,
+} from '../harness.ts'
+import { waitFor } from '../clients/ts/sdk.ts'
 
 /** Connects a device of `login` (clean=false unless told). */
 const connecting = (tb: TestBroker) => async (login: string, device: string, clean = false) =>
@@ -132,5 +137,38 @@ eachMode(t, "a request's PUBACK comes after its reply", async (t, mode) => {
     await a1.request({ ...request, ref })
     if (mode === 'embedded') t.ok(a1.received.some(r => r.downlink.ref === ref), `${what}: its reply was in before its PUBACK`)
     else t.ok(await a1.next(d => d.ref === ref, `${what}: its reply`), `${what}: answered, and its PUBACK came`)
+  }
+})
+
+t.test("a send waiting for Postgres holds back neither the device's next request nor its reply", async t => {
+  // PROTOCOL.md section 3: requests are taken in order, replies come as they are ready. A send
+  // blocked in Postgres (its conversation row locked by this test) must not hold back the ping
+  // after it, at either QoS. Postgres server only: PGlite has one connection.
+  if (!await requireServices(t)) return
+  const tb = await startTestBroker(t, 'services')
+  await tb.addUser('alice')
+  const bob = await tb.addUser('bob')
+  const a1 = await connecting(tb)('alice', 'a1')
+  closeAtEnd(t, a1)
+  const conversation = (await sendText(a1, { user: bob }, 'first')).sendAck!.conversation
+  const locker = new pg.Client({ connectionString: tb.config.databaseUrl! })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('BEGIN')
+  await locker.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [conversation])
+  const blocked = () => locker.query(
+    "SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.query LIKE '%UPDATE conversations%'")
+  for (const [qos, ref] of [[0, 10], [1, 20]] as const) {
+    const publish = (uplink: wmq.IUplink) => a1.client.publish('s', Buffer.from(wmq.Uplink.encode(uplink).finish()), { qos })
+    await locker.query('BEGIN')
+    await locker.query('SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE', [conversation])
+    publish({ ref, send: { clientMsgId: newClientMsgId(), user: bob, content: { text: `waits, at QoS ${qos}` } } })
+    await waitFor(async () => (await blocked()).rows[0].n > 0, 'the send waiting for the row lock')
+    publish({ ref: ref + 1, ping: {} })
+    await a1.next(d => d.ref === ref + 1, 'the pong')
+    t.notOk(a1.received.some(r => r.downlink.ref === ref), `QoS ${qos}: the ping was answered while the send still waited`)
+    await locker.query('ROLLBACK')
+    const ack = await a1.next(d => d.ref === ref, 'the SendAck')
+    t.equal(ack.sendAck?.conversation, conversation, `QoS ${qos}: and the send is stored once the lock is gone`)
   }
 })
