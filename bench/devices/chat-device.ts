@@ -1,11 +1,13 @@
-// A minimal weakmq device: the client logic the SDK will replace (clients/ has no SDK yet). Kept to
-// what the protocol promises a device that follows it (schema/chat.proto, DESIGN 2-6):
-//  - Sends: Uplink{send} on `s` at QoS 1 with an 8-byte client_msg_id (4 random bytes per device,
-//    then a count: one randomBytes call per message was 5% of the generator's CPU), kept until their
-//    SendAck (DESIGN 4). After every reconnect each unanswered send goes again, in order, with the
-//    same id (DESIGN 3: a repeat returns the first SendAck). mqtt.js' own replay is off: it sends
-//    one publish per round trip and holds the 'connect' event until all are acknowledged.
-//    While disconnected nothing is published; the outbox waits for the next CONNACK.
+// A minimal weakmq device: the protocol logic of the SDK (clients/ts), without its storage and
+// events, so that thousands fit in one generator. Kept to what the protocol promises a device that
+// follows it (schema/chat.proto, PROTOCOL.md, DESIGN 2-6):
+//  - Requests go on `s` at QoS 0, as the SDK sends them (PROTOCOL.md section 2: the reply is the
+//    acknowledgement; a PUBACK would add 6 bytes and nothing the outbox does not already do).
+//  - Sends: Uplink{send} with an 8-byte client_msg_id (4 random bytes per device, then a count: one
+//    randomBytes call per message was 5% of the generator's CPU), kept until their SendAck
+//    (DESIGN 4). After every reconnect each unanswered send goes again, in order, with the same id
+//    (DESIGN 3: a repeat returns the first SendAck). While disconnected nothing is published; the
+//    outbox waits for the next CONNACK.
 //  - Dead links: a request unanswered for `ackTimeoutMs` on a live connection ends that connection
 //    and the device reconnects (DESIGN §Weak networks: do not wait for keepalive). A device that
 //    has heard nothing for `probeIdleMs` sends a PINGREQ, which the same rule then covers: a device
@@ -190,12 +192,12 @@ export class ChatDevice implements BenchDevice {
 
   /** Requests other than sends go only on a live connection: after a reconnect they are asked afresh. */
   private publish(uplink: wmq.IUplink): void {
-    if (this.connected) this.link.client.publish('s', Buffer.from(wmq.Uplink.encode(uplink).finish()), { qos: 1 })
+    if (this.connected) this.link.client.publish('s', Buffer.from(wmq.Uplink.encode(uplink).finish()), { qos: 0 })
   }
 
   private transmit(entry: Outgoing): void {
     if (entry.transmissions++ > 0) this.stats.resends++
-    this.link.client.publish('s', entry.payload, { qos: 1 })
+    this.link.client.publish('s', entry.payload, { qos: 0 })
   }
 
   private request(kind: Pending['kind'], uplink: Omit<wmq.IUplink, 'ref'>): void {
