@@ -31,6 +31,12 @@ interface Entry {
   metrics: Metrics
 }
 
+/** A message acknowledged and delivered to every recipient, in the phase of `metrics`. */
+interface Settled {
+  settled: true
+  metrics: Metrics
+}
+
 interface CatchUp {
   startedAt: number
   waiting: Set<number>
@@ -40,9 +46,13 @@ export class Ledger {
   /**
    * Per sender: its messages by running number (1, 2, ...). One Map of every message of a run grew
    * past 500,000 entries, and each doubling rehashed it in one go: the generator stood still for
-   * 40-85 ms and timed every message in flight that much later.
+   * 40-85 ms and timed every message in flight that much later. A message acknowledged and
+   * delivered everywhere is replaced by its phase's one `Settled`: what a later copy needs (its
+   * phase, to count it a duplicate). Kept whole, settled entries were most of the generator's old
+   * generation, and its major GC pauses grew with them.
    */
-  private readonly entries: Entry[][]
+  private readonly entries: Array<Array<Entry | Settled>>
+  private readonly settledIn = new Map<Metrics, Settled>()
   /** Per device: keys its application has seen. */
   private readonly seen: Array<Set<number>>
   /** Per device: acknowledged keys owed to it and not yet delivered. */
@@ -81,13 +91,13 @@ export class Ledger {
     this.open[sender]++
   }
 
-  private entry(key: number): Entry | undefined {
+  private entry(key: number): Entry | Settled | undefined {
     return this.entries[Math.floor(key / KEY_SPAN)]?.[key % KEY_SPAN]
   }
 
   acked(key: number, at = performance.now()): void {
     const entry = this.entry(key)
-    if (!entry || entry.ackedAt >= 0) return
+    if (!entry || 'settled' in entry || entry.ackedAt >= 0) return
     entry.ackedAt = at
     entry.metrics.acknowledged++
     entry.metrics.expected += entry.recipients.length
@@ -95,7 +105,7 @@ export class Ledger {
     for (const recipient of entry.recipients) {
       if (!this.seen[recipient].has(key)) this.owed[recipient].add(key)
     }
-    this.settle(entry)
+    this.settle(key, entry)
   }
 
   /** A text reached the application of `device`. */
@@ -117,6 +127,10 @@ export class Ledger {
       metrics.duplicates++
       return
     }
+    if ('settled' in entry) { // every recipient had it: this device is none of them
+      metrics.stray++
+      return
+    }
     seen.add(key)
     const last = this.lastFrom[device].get(parsed.sender) ?? 0
     if (parsed.n < last) metrics.orderViolations++
@@ -131,7 +145,7 @@ export class Ledger {
       if (this.metrics) recordMs(this.metrics.catchUp, at - catchUp.startedAt)
       this.catchUps[device] = null
     }
-    this.settle(entry)
+    this.settle(key, entry)
   }
 
   disconnected(device: number, at = performance.now()): void {
@@ -153,7 +167,7 @@ export class Ledger {
     let unacknowledged = 0
     let deliveredUnacknowledged = 0
     for (const entry of this.entries.flat()) {
-      if (entry.metrics !== metrics) continue
+      if ('settled' in entry || entry.metrics !== metrics) continue
       if (entry.ackedAt >= 0) lost += entry.recipients.length - entry.delivered
       else {
         unacknowledged++
@@ -168,13 +182,14 @@ export class Ledger {
     return this.catchUps.filter(Boolean).length
   }
 
-  private settle(entry: Entry): void {
+  private settle(key: number, entry: Entry): void {
     if (entry.ackedAt < 0 || entry.delivered < entry.recipients.length) return
-    entry.metrics.incomplete--
-    this.open[entry.sender]--
-    // The entry stays for duplicate detection; only its recipients list is dropped.
-    entry.recipients = []
-    entry.delivered = 0
-    this.onComplete(entry.sender)
+    const { metrics, sender } = entry
+    metrics.incomplete--
+    this.open[sender]--
+    let settled = this.settledIn.get(metrics)
+    if (!settled) this.settledIn.set(metrics, settled = { settled: true, metrics })
+    this.entries[sender][key % KEY_SPAN] = settled
+    this.onComplete(sender)
   }
 }
