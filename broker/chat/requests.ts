@@ -97,11 +97,8 @@ export function createRequestHandler (ctx: ChatContext): (who: Identity, payload
     return replyTo(ctx.broker, who.device, { ...reply, ref })
   }
 
-  /**
-   * Resolves once the request is taken (a send: appended to the writer), not when answered; with
-   * `answered`, which settles once the reply is out.
-   */
-  async function take (who: Identity, payload: Buffer): Promise<{ answered: Promise<void> }> {
+  /** Resolves once the request is taken (a send: appended to the writer), not when answered. */
+  async function take (who: Identity, payload: Buffer): Promise<void> {
     let ref = 0
     try {
       const request = decode(payload, ctx.limits.maxPayload)
@@ -109,27 +106,24 @@ export function createRequestHandler (ctx: ChatContext): (who: Identity, payload
       const reply = await dispatch(ctx, who, request)
       if (reply !== null && !Buffer.isBuffer(reply) && 'later' in reply) {
         const refNow = ref
-        const answered = reply.later.then(event => answer(who, refNow, event), err => answer(who, refNow, failure(who, refNow, err)))
+        reply.later.then(event => answer(who, refNow, event), err => answer(who, refNow, failure(who, refNow, err)))
           .catch(err => ctx.log.error('reply failed', { device: who.device, error: (err as Error).message }))
-        return { answered }
+        return
       }
       await answer(who, ref, reply)
     } catch (err) {
       ref ||= (err as { ref?: number }).ref ?? 0 // a request too large to decode still gets its ref back
       await answer(who, ref, failure(who, ref, err))
     }
-    return { answered: Promise.resolve() }
   }
 
-  /** Resolves once the request is answered (its reply published) or has failed. */
   return (who, payload) => {
     const previous = queues.get(who.device) ?? Promise.resolve()
-    const taken = previous.then(() => take(who, payload))
-    const next = taken.then(() => {}, err => {
+    const next = previous.then(() => take(who, payload)).catch(err => {
       ctx.log.error('reply failed', { device: who.device, error: (err as Error).message })
     })
     queues.set(who.device, next)
     void next.finally(() => { if (queues.get(who.device) === next) queues.delete(who.device) })
-    return taken.then(({ answered }) => answered, () => {})
+    return next
   }
 }
