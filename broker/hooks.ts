@@ -39,7 +39,12 @@ export function installHooks (aedes: Aedes, parts: HookParts): void {
       done(Object.assign(new Error('server unavailable'), { returnCode: 3 as const }), false)
     })
   })
-  subscribeCleanSessions(aedes, identityOf, log)
+  const downlinkReady = subscribeCleanSessions(aedes, identityOf, log)
+  /** Runs `work` (which replies) once the device's downlink is subscribed: at once on a persistent session. */
+  const onceSubscribed = (client: Client, work: () => Promise<unknown>) => {
+    const ready = downlinkReady(client)
+    void (ready ? ready.then(work) : work())
+  }
 
   // Device publishes are never routed: the uplink goes to the chat service, anything else is
   // refused with an Error on the device's downlink. MQTT 3.1.1 lets a server acknowledge a
@@ -56,12 +61,13 @@ export function installHooks (aedes: Aedes, parts: HookParts): void {
       // done. Waiting for the answer here held back a device's pings and PUBACKs behind two sends
       // waiting for Postgres (send.test.ts, "hold back neither"), and let a quick reply's PUBACK
       // overtake a send's. The reply is the acknowledgement that counts (DESIGN 4).
-      void parts.handleRequest(who, packet.payload as Buffer)
+      const payload = packet.payload as Buffer
+      onceSubscribed(client, () => parts.handleRequest(who, payload))
       return done(null)
     }
     log.warn('publish refused', { user: who.user, device: who.device, topic: packet.topic })
-    void replyTo(aedes, who.device, errorReply(0, wmq.ErrorCode.TOPIC_FORBIDDEN, `publish to "${packet.topic}" refused: requests go to "s"`))
-      .catch(() => {})
+    onceSubscribed(client, () => replyTo(aedes, who.device, errorReply(0, wmq.ErrorCode.TOPIC_FORBIDDEN,
+      `publish to "${packet.topic}" refused: requests go to "s"`)).catch(() => {}))
     done(null)
   }
   const route = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error) => void) => void

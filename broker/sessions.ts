@@ -37,12 +37,33 @@ export async function prepareSession (store: SessionStore, client: Client, who: 
   }
 }
 
-export function subscribeCleanSessions (broker: Aedes, identityOf: (client: Client) => Identity | null, log: Logger): void {
+/**
+ * Subscribes clean sessions once aedes reports them ready, and tells when that is done. A device
+ * may send a request as soon as it has its CONNACK, which can be before 'clientReady' (with Redis
+ * sessions aedes still reads the session's queue then): a reply published before the subscription
+ * would be lost. The returned function gives, for a clean session, a promise that settles once its
+ * topics are subscribed (null for a persistent one, subscribed before its CONNACK).
+ */
+export function subscribeCleanSessions (broker: Aedes, identityOf: (client: Client) => Identity | null, log: Logger):
+  (client: Client) => Promise<void> | null {
+  const subscribed = new WeakMap<Client, { promise: Promise<void>, resolve (): void }>()
+  const entry = (client: Client) => {
+    let found = subscribed.get(client)
+    if (!found) {
+      let resolve = () => {}
+      const promise = new Promise<void>(settle => { resolve = settle })
+      found = { promise, resolve }
+      subscribed.set(client, found)
+    }
+    return found
+  }
   broker.on('clientReady', client => {
     const who = identityOf(client)
     if (!client.clean || !who) return
     client.subscribe(sessionTopics(who).map(topic => ({ topic, qos: 1 as const })), err => {
       if (err) log.error('clean session subscribe failed', { device: client.id, error: err.message })
+      entry(client).resolve() // a failed subscribe: the requests are served, their replies lost
     })
   })
+  return client => client.clean ? entry(client).promise : null
 }
