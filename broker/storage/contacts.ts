@@ -179,34 +179,29 @@ export type DirectVerdict = 'ok' | 'unknown user' | 'refused' | 'sender blocks'
  * stays open; a stranger's unanswered messages do not open it).
  */
 export async function directVerdict (db: Queryable, sender: number, recipient: number): Promise<DirectVerdict> {
-  return (await directVerdicts(db, [{ sender, recipient }])).get(pairKey(sender, recipient))!
+  const [row] = await db.query<{ verdict: DirectVerdict }>(directVerdictsSql('$1', '$2'), [[sender], [recipient]])
+  return row.verdict
 }
 
 export const pairKey = (sender: number, recipient: number) => `${sender}>${recipient}`
 
 /**
- * `directVerdict` for many (sender, recipient) pairs in one query: the send path asks it once per
- * batch, inside the batch's transaction (issue 3 §3), so a block takes effect at the next commit.
- * Keyed by `pairKey`.
+ * SQL: `directVerdict` for the (sender, recipient) pairs of two bigint[] parameters; rows of
+ * (sender, recipient, verdict). The send path asks it once per batch, inside its plan (issue 3 §3).
  */
-export async function directVerdicts (db: Queryable, pairs: Array<{ sender: number, recipient: number }>): Promise<Map<string, DirectVerdict>> {
-  const unique = [...new Map(pairs.map(p => [pairKey(p.sender, p.recipient), p])).values()]
-  const rows = await db.query<{ sender: number, recipient: number, verdict: DirectVerdict }>(
-    `SELECT k.sender, k.recipient,
-            CASE WHEN u.id IS NULL THEN 'unknown user'
-                 WHEN coalesce(theirs.blocked, false) THEN 'refused'
-                 WHEN coalesce(mine.blocked, false) THEN 'sender blocks'
-                 WHEN u.start_chat <> ${CONTACTS} OR coalesce(theirs.state, ${NONE}) = ${CONTACT} THEN 'ok'
-                 WHEN EXISTS (SELECT 1 FROM conversations c JOIN messages m ON m.conversation_id = c.id AND m.sender_id = k.recipient
-                               WHERE c.user_low = least(k.sender, k.recipient) AND c.user_high = greatest(k.sender, k.recipient)) THEN 'ok'
-                 ELSE 'refused' END AS verdict
-       FROM unnest($1::bigint[], $2::bigint[]) AS k(sender, recipient)
-       LEFT JOIN users u ON u.id = k.recipient
-       LEFT JOIN contacts theirs ON theirs.owner_id = k.recipient AND theirs.other_id = k.sender
-       LEFT JOIN contacts mine ON mine.owner_id = k.sender AND mine.other_id = k.recipient`,
-    [unique.map(p => p.sender), unique.map(p => p.recipient)])
-  return new Map(rows.map(r => [pairKey(Number(r.sender), Number(r.recipient)), r.verdict]))
-}
+export const directVerdictsSql = (senders: string, recipients: string) =>
+  `SELECT k.sender, k.recipient,
+          CASE WHEN u.id IS NULL THEN 'unknown user'
+               WHEN coalesce(theirs.blocked, false) THEN 'refused'
+               WHEN coalesce(mine.blocked, false) THEN 'sender blocks'
+               WHEN u.start_chat <> ${CONTACTS} OR coalesce(theirs.state, ${NONE}) = ${CONTACT} THEN 'ok'
+               WHEN EXISTS (SELECT 1 FROM conversations c JOIN messages m ON m.conversation_id = c.id AND m.sender_id = k.recipient
+                             WHERE c.user_low = least(k.sender, k.recipient) AND c.user_high = greatest(k.sender, k.recipient)) THEN 'ok'
+               ELSE 'refused' END AS verdict
+     FROM unnest(${senders}::bigint[], ${recipients}::bigint[]) AS k(sender, recipient)
+     LEFT JOIN users u ON u.id = k.recipient
+     LEFT JOIN contacts theirs ON theirs.owner_id = k.recipient AND theirs.other_id = k.sender
+     LEFT JOIN contacts mine ON mine.owner_id = k.sender AND mine.other_id = k.recipient`
 
 /**
  * Issue 7 §5: the users among `users` whom `adder` may not add to a group: they block the adder,
