@@ -6,7 +6,13 @@ import { join } from 'node:path'
 import pg from 'pg'
 
 export interface Queryable {
-  query<Row = Record<string, unknown>> (sql: string, params?: unknown[]): Promise<Row[]>
+  /**
+   * `name` makes the statement a prepared one on a Postgres server: parsed once per connection and,
+   * once Postgres finds its generic plan as good as a fresh one, planned once too. For the send
+   * path's two statements per batch, planning was about half of Postgres's CPU (BENCHMARKS.md).
+   * PGlite ignores it.
+   */
+  query<Row = Record<string, unknown>> (sql: string, params?: unknown[], name?: string): Promise<Row[]>
   /** Runs a script of several statements (no parameters): migrations. */
   exec (sql: string): Promise<void>
 }
@@ -44,17 +50,17 @@ export async function openPostgres (url: string): Promise<Db> {
     }
     return row
   }
-  const run = async <Row>(target: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) =>
-    (await target.query(sql, params)).rows.map(toBytes) as Row[]
+  const run = async <Row>(target: pg.Pool | pg.PoolClient, sql: string, params?: unknown[], name?: string) =>
+    (await target.query({ text: sql, values: params, name })).rows.map(toBytes) as Row[]
   return {
     kind: 'postgres',
-    query: (sql, params) => run(pool, sql, params),
+    query: (sql, params, name) => run(pool, sql, params, name),
     exec: async sql => { await pool.query(sql) },
     async transaction (work) {
       const tx = await pool.connect()
       try {
         await tx.query('BEGIN')
-        const result = await work({ query: (sql, params) => run(tx, sql, params), exec: async sql => { await tx.query(sql) } })
+        const result = await work({ query: (sql, params, name) => run(tx, sql, params, name), exec: async sql => { await tx.query(sql) } })
         await tx.query('COMMIT')
         return result
       } catch (err) {

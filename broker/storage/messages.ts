@@ -81,7 +81,7 @@ export async function planSends (db: Queryable, sends: PendingSend[]): Promise<S
      SELECT 'verdict', NULL, NULL, v.sender, NULL, NULL, NULL, NULL, NULL, NULL, v.recipient, v.verdict
        FROM (${directVerdictsSql('$4', '$5')}) v`,
     [sends.map(s => s.sender), buffers(sends.map(s => s.clientMsgId)), [...new Set(sends.map(s => s.conversation))],
-      pairs.map(s => s.sender), pairs.map(s => s.recipient!)])
+      pairs.map(s => s.sender), pairs.map(s => s.recipient!)], 'plan-sends')
   const earlier = new Map<string, StoredMessage>()
   const known = new Map<number, { isGroup: boolean, members: number[] }>()
   const verdicts = new Map<string, DirectVerdict>()
@@ -161,7 +161,7 @@ export async function writePlan (db: Queryable, plan: SendPlan, now: number): Pr
      SELECT id, before FROM numbered`,
     [[...counts.keys()], [...counts.values()],
       created.map(o => o.fresh.conversation), created.map(o => o.place), created.map(o => o.fresh.sender),
-      buffers(created.map(o => o.fresh.clientMsgId)), buffers(created.map(o => o.fresh.content)), now])) {
+      buffers(created.map(o => o.fresh.clientMsgId)), buffers(created.map(o => o.fresh.content)), now], 'write-sends')) {
     before.set(row.id, row.before)
   }
 
