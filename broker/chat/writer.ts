@@ -1,9 +1,9 @@
 // Group commit (issue 3 §3): sends that arrive while a batch is being committed wait for the next
 // batch, so under load many sends share one transaction, and an idle broker commits a lone send at
 // once. Under load a batch is also taken no sooner than `intervalMs` after the one before it:
-// every batch costs Postgres about a millisecond of planning and executing whatever its size, and
-// at half the sustained rate batches a few milliseconds apart kept Postgres at 46% of a core
-// (BENCHMARKS.md). The delay a send waits is bounded by one commit plus `intervalMs`; the batch
+// every batch has a cost whatever its size (two statements, a commit), and at half the sustained
+// rate batches a few milliseconds apart kept Postgres at 46% of a core (BENCHMARKS.md, measured
+// before the send path's statements were prepared, which took most of that fixed cost away). The delay a send waits is bounded by one commit plus `intervalMs`; the batch
 // size by `maxBatch`. Sends are stored in the order they were appended (issue 3 §2).
 import type { Logger } from '../log.ts'
 import type { Queryable } from '../storage/db.ts'
