@@ -104,6 +104,11 @@ export function openConnection(options: ConnectionOptions, credentials: Credenti
     },
     leave: () => {
       client.options.reconnectPeriod = 0
+      // A reconnect already planned (the link had dropped just before) would still fire, connect
+      // while the device is away and be replaced at rejoin(): two connections for one return.
+      // reconnectPeriod only governs the next plan, so the planned one is cancelled too.
+      const planned = client as unknown as { _clearReconnect(): void }
+      planned._clearReconnect()
       const s = client.stream as net.Socket | undefined
       // resetAndDestroy() waits for a connect in progress, then resets it.
       if (s && !s.destroyed) s.resetAndDestroy()

@@ -4,10 +4,12 @@
 // sees is the point.
 import { once } from 'node:events'
 import net from 'node:net'
-import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
 import { openConnection } from '../../bench/devices/connection.ts'
 
-t.test('leave() resets the connection (the far end reads ECONNRESET); rejoin() connects again', async (t) => {
+/** A bare TCP server that answers each CONNECT with a CONNACK, and a device connection to it. */
+async function fakeBroker(t: Test, clientId: string) {
   const server = net.createServer()
   const accepted: net.Socket[] = []
   const arrivals: Array<(socket: net.Socket) => void> = []
@@ -23,18 +25,27 @@ t.test('leave() resets the connection (the far end reads ECONNRESET); rejoin() c
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  const nextConnection = () => new Promise<net.Socket>((resolve) => arrivals.push(resolve))
-  const connected = () => new Promise<void>((resolve) => link.client.once('connect', () => resolve()))
   const link = openConnection({
-    host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, keepaliveSeconds: 60, reconnectMs: 100,
+    host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, keepaliveSeconds: 60, reconnectMs: RECONNECT_MS,
     connectTimeoutMs: 30_000, replayUnacknowledged: false,
-  }, { clientId: 'leave-test' })
+  }, { clientId })
   t.teardown(async () => {
     await new Promise<void>((resolve) => link.client.end(true, {}, () => resolve()))
     for (const socket of accepted) socket.destroy()
     server.close()
   })
+  return {
+    link,
+    accepted,
+    nextConnection: () => new Promise<net.Socket>((resolve) => arrivals.push(resolve)),
+    connected: () => new Promise<void>((resolve) => link.client.once('connect', () => resolve())),
+  }
+}
 
+const RECONNECT_MS = 100
+
+t.test('leave() resets the connection (the far end reads ECONNRESET); rejoin() connects again', async (t) => {
+  const { link, accepted, nextConnection, connected } = await fakeBroker(t, 'leave-test')
   const first = nextConnection()
   link.connect()
   const socket = await first
@@ -51,4 +62,26 @@ t.test('leave() resets the connection (the far end reads ECONNRESET); rejoin() c
   await second
   await connected()
   t.equal(accepted.length, 2, 'one new connection after rejoin()')
+})
+
+t.test('a device that leaves while a reconnect is planned (its link had just dropped) stays away until rejoin()', async (t) => {
+  const { link, accepted, nextConnection, connected } = await fakeBroker(t, 'planned-test')
+  const first = nextConnection()
+  link.connect()
+  await first
+  await connected()
+  link.breakLink()
+  // mqtt.js plans its reconnect on 'close', RECONNECT_MS ahead.
+  await new Promise<void>((resolve) => link.client.once('close', () => resolve()))
+  link.leave()
+  const streamWhileAway = link.client.stream
+  // The planned reconnect was due long before this sleep ends (timers fire in order), and would
+  // have made a new stream at once.
+  await sleep(RECONNECT_MS * 5)
+  t.equal(link.client.stream, streamWhileAway, 'no connection attempt while away')
+  const second = nextConnection()
+  link.rejoin()
+  await second
+  await connected()
+  t.equal(accepted.length, 2, 'the first connection and the one after rejoin(), nothing between')
 })

@@ -44,6 +44,7 @@ for (const name of ['weakmq', 'mosquitto']) {
     t.equal(back.sessions, 20)
     t.equal(back.back, 20, 'every cut session came back')
     t.not(back.all, null, 'all back before the end of the phase')
+    t.equal(phase.wire.deadLinks, 0, 'no device gave up its link for an unanswered request')
     t.equal(phase.wire.connects, 20, 'the cut devices connected again, once each, and no other device did')
     t.ok(phase.catchUp.count > 0, 'texts queued while away were caught up')
     t.equal(phase.unfinishedCatchUps, 0)
