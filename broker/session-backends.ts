@@ -248,7 +248,11 @@ export async function openSessionBackend (config: Config, log: Logger): Promise<
       kind: 'memory',
       redis: null,
       persistence: memoryStore(config),
-      mq: mqemitter({ concurrency: 100, matchEmptyLevels: true }),
+      // No limit on publishes in flight, as with mqemitter-redis. With one, the publishes over it
+      // wait in an array that mqemitter shifts one at a time, which costs its whole length once it
+      // is long: 40,000 waiting took over a second to go through instead of 40 ms, and a broker
+      // that fell behind did not catch up (BENCHMARKS.md, problems found).
+      mq: mqemitter({ concurrency: 0, matchEmptyLevels: true }),
       close: async () => {},
     }
   }

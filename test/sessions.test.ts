@@ -42,3 +42,28 @@ eachMode(t, 'a clean session is subscribed too', async (t, mode) => {
   const got = await device.next(isText('hello clean'), 'inbox event')
   t.ok(got, 'a clean session receives its inbox without SUBSCRIBE')
 })
+
+t.test('a burst of publishes is written out at once, not queued in the fan-out emitter', async (t) => {
+  // mqemitter with a limit on publishes in flight keeps the rest in an array it shifts one at a
+  // time: past some tens of thousands each shift costs the whole array, and a broker that fell
+  // behind never caught up (broker/session-backends.ts). Without the limit nothing waits there.
+  const tb = await startTestBroker(t, 'embedded')
+  const alice = await tb.addUser('alice')
+  const device = await connectDevice(tb.mqttUrl, { clientId: 'a1', username: 'alice', password: await tb.token('alice') })
+  closeAtEnd(t, device)
+  const burst = 2000
+  const mq = (tb.broker.aedes as unknown as { mq: { length: number } }).mq
+  let longest = 0
+  let settled = false
+  const watch = () => {
+    longest = Math.max(longest, mq.length)
+    if (!settled) setImmediate(watch)
+  }
+  watch()
+  await Promise.all(Array.from({ length: burst }, (_, i) => sendToUser(tb.broker.aedes, alice, text(`burst ${i}`))))
+  settled = true
+  t.equal(longest, 0, `none of the ${burst} publishes waited in the emitter's queue`)
+  await device.next(isText(`burst ${burst - 1}`), 'the last of the burst')
+  t.same(device.received.map(r => r.downlink.message?.content?.text), Array.from({ length: burst }, (_, i) => `burst ${i}`),
+    'every publish of the burst arrives, in order, once')
+})
