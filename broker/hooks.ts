@@ -27,10 +27,25 @@ export interface HookParts {
   mayReadPresence (reader: number, user: number): Promise<boolean>
 }
 
+/**
+ * aedes#994 and aedes#955: aedes drops a packet for a client as a duplicate once that client got a
+ * packet the broker numbered later. Publishes overtake each other on their way to the devices (a
+ * QoS 0 one skips the offline queue's step; with Redis sessions each step is a round trip), so a
+ * presence update or a typing event could cost a device a reply or a message on its connection,
+ * and aedes then cleared that packet from the session's queue too: lost until a sync. The check
+ * is for overlapping subscriptions (`a/#` and `a/b` both matching), which no device here has: the
+ * ACL grants no wildcard, and a topic is one subscription. So no packet is taken for a duplicate.
+ */
+const NOTHING_SEEN: object = new Proxy({}, { get: () => undefined, set: () => true, deleteProperty: () => true })
+
 export function installHooks (aedes: Aedes, parts: HookParts): void {
   const { log } = parts
   const authenticate = authenticateHook({ db: parts.db, tokenSecret: parts.tokenSecret, throttle: parts.throttle, log })
-  aedes.preConnect = preConnectHook(log)
+  const preConnect = preConnectHook(log)
+  aedes.preConnect = (client, packet, done) => {
+    (client as unknown as { duplicates: object }).duplicates = NOTHING_SEEN
+    preConnect(client, packet, done)
+  }
   aedes.authenticate = (client, username, password, done) => authenticate(client, username, password, (err, ok) => {
     const who = identityOf(client)
     if (err || !ok || !who) return done(err, ok)

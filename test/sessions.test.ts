@@ -1,7 +1,7 @@
 // DESIGN 6: the broker subscribes each device session itself. A device that never sends SUBSCRIBE
 // gets its inbox; away (clean=false), it gets on reconnect what was published meanwhile.
 import t from 'tap'
-import { closeAtEnd, connectDevice, eachMode, sendToUser, startTestBroker, wmq } from './harness.ts'
+import { ask, closeAtEnd, connectDevice, eachMode, sendToUser, startTestBroker, wmq } from './harness.ts'
 
 const text = (body: string): wmq.IDownlink => ({ message: { conversation: 1, seq: 1, sender: 2, content: { text: body } } })
 const isText = (body: string) => (d: wmq.Downlink) => d.message?.content?.text === body
@@ -66,4 +66,27 @@ t.test('a burst of publishes is written out at once, not queued in the fan-out e
   await device.next(isText(`burst ${burst - 1}`), 'the last of the burst')
   t.same(device.received.map(r => r.downlink.message?.content?.text), Array.from({ length: burst }, (_, i) => `burst ${i}`),
     'every publish of the burst arrives, in order, once')
+})
+
+eachMode(t, 'a QoS 0 publish that overtakes a QoS 1 one does not cost the device the QoS 1 one', async (t, mode) => {
+  // aedes numbers each publish and drops, per client, a packet numbered below one it already
+  // delivered (aedes#994). A QoS 0 publish skips the offline queue's step and reaches the devices
+  // first, so a typing event or a presence update sent just after a message took its place.
+  const tb = await startTestBroker(t, mode)
+  const alice = await tb.addUser('alice')
+  const persistent = await connectDevice(tb.mqttUrl, { clientId: 'a1', username: 'alice', password: await tb.token('alice') })
+  const clean = await connectDevice(tb.mqttUrl, { clientId: 'a2', clean: true, username: 'alice', password: await tb.token('alice') })
+  closeAtEnd(t, persistent, clean)
+  await ask(clean, { ping: {} }) // a clean session's inbox is subscribed once it is ready
+  const rounds = 5
+  for (let i = 0; i < rounds; i++) {
+    void sendToUser(tb.broker.aedes, alice, text(`message ${i}`))
+    void sendToUser(tb.broker.aedes, alice, { typing: { conversation: 1, user: 2, active: true } }, { qos: 0 })
+  }
+  for (const [name, device] of [['persistent', persistent], ['clean', clean]] as const) {
+    await device.until(() => device.received.filter(r => r.downlink.message).length >= rounds &&
+      device.received.filter(r => r.downlink.typing).length >= rounds, `${name}: every publish`)
+    t.same(device.received.flatMap(r => r.downlink.message ? [r.downlink.message.content?.text] : []),
+      Array.from({ length: rounds }, (_, i) => `message ${i}`), `${name} session: every message arrives, once, beside the typing events`)
+  }
 })
