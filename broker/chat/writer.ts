@@ -3,8 +3,9 @@
 // once. Under load a batch is also taken no sooner than `intervalMs` after the one before it:
 // every batch has a cost whatever its size (two statements, a commit), and at half the sustained
 // rate batches a few milliseconds apart kept Postgres at 46% of a core (BENCHMARKS.md, measured
-// before the send path's statements were prepared, which took most of that fixed cost away). The delay a send waits is bounded by one commit plus `intervalMs`; the batch
-// size by `maxBatch`. Sends are stored in the order they were appended (issue 3 §2).
+// before the send path's statements were prepared, which took most of that fixed cost away).
+// The delay a send waits is bounded by one commit plus `intervalMs`; the batch size by
+// `maxBatch`. Sends are stored in the order they were appended (issue 3 §2).
 import type { Logger } from '../log.ts'
 import type { Queryable } from '../storage/db.ts'
 import { planSends, writePlan, type PendingSend, type SendOutcome, type SendPlan } from '../storage/messages.ts'
