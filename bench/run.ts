@@ -14,12 +14,13 @@ import type { Arguments, Scenario } from './scenarios/common.ts'
 import { bytes } from './scenarios/bytes.ts'
 import { capacity } from './scenarios/capacity.ts'
 import { group } from './scenarios/group.ts'
+import { storage } from './scenarios/storage.ts'
 import { storm } from './scenarios/storm.ts'
 import { throughput } from './scenarios/throughput.ts'
 import { edge, twoG } from './scenarios/weak-network.ts'
 import { BENCH_DATABASE_URL, BENCH_REDIS_URL } from './targets.ts'
 
-export const scenarios: Scenario[] = [throughput, group, bytes, edge, twoG, storm, capacity]
+export const scenarios: Scenario[] = [throughput, group, bytes, edge, twoG, storm, capacity, storage]
 
 const usage = `usage: npm run bench -- <scenario> [options]
        npm run bench -- redraw <results.json>    (draws the charts of a past run again)
@@ -30,7 +31,7 @@ ${scenarios.map((s) => `  ${s.name.padEnd(11)} ${s.summary}`).join('\n')}
 options (each scenario has its own defaults, shown in its table title and JSON):
   --targets a,b        weakmq, mosquitto (default: both)
   --devices N          simulated devices (capacity: sessions; group: members)
-  --seconds S          length of the send phase (capacity: idle hold)
+  --seconds S          length of the send phase (capacity: idle hold; storage: each probe)
   --drain S            longest wait, after sending, for what is still on its way
   --window N           closed loop: messages each sender keeps in flight
   --interval S         weak networks: mean seconds between two texts of one device (storm: see --cut)
