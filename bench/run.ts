@@ -34,6 +34,8 @@ options (each scenario has its own defaults, shown in its table title and JSON):
   --seconds S          length of the send phase (capacity: idle hold; storage: each probe)
   --drain S            longest wait, after sending, for what is still on its way
   --window N           closed loop: messages each sender keeps in flight
+  --rate N             throughput: a latency phase at this rate as well as at half the sustained rate
+                       (default 5000, half of issue 3's 10,000 msg/s)
   --interval S         weak networks: mean seconds between two texts of one device (storm: see --cut)
   --profile NAME       network profile: ${['2g-rural', '2g-urban', 'edge-lossy', '3g-average', 'gprs', 'loopback'].join(', ')}, or flaky-<name>
   --stall-every S --reset-every S --drop-every S   flaky profiles: mean seconds between events
