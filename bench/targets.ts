@@ -94,9 +94,13 @@ function pgQueryable(client: pg.Client): Queryable {
   }
 }
 
+/**
+ * The broker's defaults, except the group commit's two settings, which a run may vary as for the
+ * broker itself (`SEND_BATCH_INTERVAL_MS=2 npm run bench -- throughput`); describe() records which ran.
+ */
 function baseConfig(): Config {
   return {
-    ...loadConfig([], {}),
+    ...loadConfig([], { SEND_BATCH_MAX: process.env.SEND_BATCH_MAX, SEND_BATCH_INTERVAL_MS: process.env.SEND_BATCH_INTERVAL_MS }),
     host: '127.0.0.1',
     mqttPort: 0,
     wsPort: null,
@@ -305,6 +309,7 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
         history: options.history === 'postgres' ? `Postgres server, fresh database${nodes > 1 ? ' shared by the nodes' : ''}` : 'PGlite in memory',
         sessions: options.sessions === 'redis' ? `Redis (aedes-persistence-redis, mqemitter-redis)${nodes > 1 ? ', one prefix shared by the nodes' : ''}` : 'memory',
         sendBatchMax: String(config.sendBatchMax),
+        sendBatchIntervalMs: String(config.sendBatchIntervalMs),
         logLevel: config.logLevel,
       }),
       close: undo,

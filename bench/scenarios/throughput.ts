@@ -120,6 +120,7 @@ export const throughput: Scenario = {
         : 'none waited over 50 ms'
       notes.push(`weakmq ${p.phase}: a commit of its own every ${PROBE_GAP_MS} ms beside it had p99 ${ms(probe.latency.p99)}, max ${ms(probe.latency.max)}; ${over}`)
     }
+    if (targets.weakmq) notes.push(`weakmq group commit: SEND_BATCH_MAX=${targets.weakmq.sendBatchMax}, SEND_BATCH_INTERVAL_MS=${targets.weakmq.sendBatchIntervalMs}`)
     notes.push(...phases.map(cpuNote))
     return {
       scenario: 'throughput',
