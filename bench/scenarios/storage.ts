@@ -150,6 +150,7 @@ export async function openCommitProbe(): Promise<CommitProbe> {
     url.pathname = `/${database}`
     const connected = new pg.Client({ connectionString: url.toString() })
     client = connected
+    connected.on('error', () => {}) // a lost connection fails the commit in progress, which says so
     await connected.connect()
     await connected.query('CREATE TABLE probe (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body bytea NOT NULL)')
     const body = randomBytes(100) // about one stored text message
@@ -160,6 +161,8 @@ export async function openCommitProbe(): Promise<CommitProbe> {
       start(gapMs) {
         let stopping = false
         const running = probe('Postgres one-row commit', gapMs, commit, () => stopping)
+        // A failed commit ends the probe; stop() reports it, and until then it must not end the run.
+        running.catch(() => {})
         return { stop: () => { stopping = true; return running } }
       },
       async close() {

@@ -43,3 +43,14 @@ t.test('the commit probe commits rows of its own, stops when told and drops its 
   const left = await query(null, 'SELECT 1 FROM pg_database WHERE datname = $1', [probe.database])
   t.equal(left.length, 0, 'the probe database is dropped')
 })
+
+t.test('a commit that fails ends the probe, and stop() says so', async (t) => {
+  if (!await requireServices(t)) return
+  const probe = await openCommitProbe()
+  t.teardown(() => probe.close())
+  const running = probe.start(1)
+  await sleep(50)
+  await query(null, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [probe.database])
+  await sleep(100) // the probe's next commit fails meanwhile: nothing may throw before stop()
+  await t.rejects(running.stop(), /terminat|connection/i, 'stop() rejects with the commit\'s error')
+})
