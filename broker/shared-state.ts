@@ -86,6 +86,11 @@ export function memoryState (now: () => number = Date.now): SharedState {
   }
 }
 
+/** Uncounts a connection of KEYS[1]'s field ARGV[1]; the devices left, counted in the same step. */
+const DISCONNECT = `
+  if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+  return redis.call('HLEN', KEYS[1])`
+
 export function redisState (redis: RedisConnection, node: string): SharedState {
   const field = (device: number) => `${node}:${device}`
   let orphanHandler: (users: number[]) => void = () => {}
@@ -124,9 +129,9 @@ export function redisState (redis: RedisConnection, node: string): SharedState {
       return count === 1 && size === 1
     },
     async disconnect (user, device) {
-      const left = await redis.hincrby(`online:${user}`, field(device), -1)
-      if (left <= 0) await redis.hdel(`online:${user}`, field(device))
-      return await redis.hlen(`online:${user}`) === 0
+      // One script, so only the last device to leave sees the hash empty: as three commands, two
+      // devices leaving at once on two nodes both saw it empty, and their user went offline twice.
+      return await redis.eval(DISCONNECT, 1, `online:${user}`, field(device)) === 0
     },
     async isOnline (user) { return await redis.hlen(`online:${user}`) > 0 },
     async otherDeviceOnline (user, device) {
