@@ -35,6 +35,8 @@ options (each scenario has its own defaults, shown in its table title and JSON):
   --drain S            longest wait, after sending, for what is still on its way
   --window N           closed loop: messages each sender keeps in flight
   --rate N             throughput: a latency phase at this rate as well as at half the sustained rate
+  --phases a,b         throughput: max, half, rate (default all three; half needs max)
+  --repeat N           throughput: run the phase at --rate N times, one after another (default 1)
                        (default 5000, half of issue 3's 10,000 msg/s)
   --interval S         weak networks: mean seconds between two texts of one device (storm: see --cut)
   --profile NAME       network profile: ${['2g-rural', '2g-urban', 'edge-lossy', '3g-average', 'gprs', 'loopback'].join(', ')}, or flaky-<name>
@@ -71,6 +73,7 @@ function parse(argv: string[]): { scenario: Scenario; args: Arguments; limitSeco
     options: {
       targets: { type: 'string' }, devices: { type: 'string' }, seconds: { type: 'string' }, drain: { type: 'string' },
       window: { type: 'string' }, interval: { type: 'string' }, profile: { type: 'string' }, rate: { type: 'string' },
+      phases: { type: 'string' }, repeat: { type: 'string' },
       'stall-every': { type: 'string' }, 'reset-every': { type: 'string' }, 'drop-every': { type: 'string' },
       'group-size': { type: 'string' }, senders: { type: 'string' }, offline: { type: 'string' }, messages: { type: 'string' },
       addresses: { type: 'string' }, 'ack-timeout': { type: 'string' }, probe: { type: 'string' }, 'plain-dead-link': { type: 'boolean' },
@@ -112,6 +115,8 @@ function parse(argv: string[]): { scenario: Scenario; args: Arguments; limitSeco
       drain: number('drain', values.drain, false),
       window: number('window', values.window),
       rate: number('rate', values.rate),
+      phases: values.phases?.split(',').map((p) => p.trim()).filter(Boolean),
+      repeat: number('repeat', values.repeat),
       interval: number('interval', values.interval),
       profile: values.profile,
       stallEvery: number('stall-every', values['stall-every']),

@@ -15,6 +15,10 @@ export interface Arguments {
   profile?: string
   window?: number
   rate?: number
+  /** Throughput: the phases to run (max, half, rate; default all three). Half needs max. */
+  phases?: string[]
+  /** Throughput: how many times the phase at --rate runs (default 1): its p99 moves from run to run. */
+  repeat?: number
   /** Mean seconds between two sends of one device (weak-network scenarios). */
   interval?: number
   seed: number

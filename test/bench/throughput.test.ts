@@ -1,0 +1,39 @@
+// `npm run bench -- throughput --phases rate --repeat N`: only the phase at --rate, N times, each a
+// column of its own with its own verdict, so a comparison of two settings takes minutes and shows
+// how far the p99 moves between runs of one setting. A tiny run on PGlite in this process: no
+// timing assertions (the figures belong in BENCHMARKS.md), only that the phases asked for ran,
+// balanced, and are reported.
+import t from 'tap'
+import { Progress } from '../../bench/progress.ts'
+import type { Arguments } from '../../bench/scenarios/common.ts'
+import { throughput } from '../../bench/scenarios/throughput.ts'
+
+const quiet = new Progress(process.stderr, true)
+const tiny: Arguments = {
+  targets: ['weakmq'], history: 'pglite', broker: 'inprocess', sessions: 'memory', seed: 1,
+  devices: 4, seconds: 1, drain: 10, rate: 20, plainDeadLink: false,
+}
+
+t.test('--phases rate --repeat 2: two phases at the set rate, nothing else, each with its verdict', async (t) => {
+  const report = await throughput.run({ args: { ...tiny, phases: ['rate'], repeat: 2 }, progress: quiet })
+  const phases = (report.data as { phases: Array<{ phase: string, sent: number, delivered: number, lost: number, duplicates: number }> }).phases
+  t.same(phases.map(p => p.phase), ['at 20/s (1 of 2)', 'at 20/s (2 of 2)'])
+  for (const p of phases) {
+    t.ok(p.sent > 0, `${p.phase}: sent ${p.sent}`)
+    t.equal(p.delivered, p.sent, `${p.phase}: every message delivered`)
+    t.equal(p.lost, 0)
+    t.equal(p.duplicates, 0)
+  }
+  t.same(report.table.columns, ['', 'weakmq at 20/s (1 of 2)', 'weakmq at 20/s (2 of 2)'])
+  const verdicts = report.notes.filter(n => n.startsWith('issue 3 target p99 < 50 ms at 20 msg/s'))
+  t.equal(verdicts.length, 2, 'a verdict per repeat')
+  t.match(verdicts[1], /\(2 of 2\): weakmq measured p99 /)
+  t.notOk(report.notes.some(n => n.includes('sustained')), 'no sustained rate without the max phase')
+  t.same((report.parameters as { phases: string[], repeat: number }).phases, ['rate'])
+})
+
+t.test('phases it cannot run are refused before anything starts', async (t) => {
+  await t.rejects(throughput.run({ args: { ...tiny, phases: ['half', 'rate'] }, progress: quiet }), /half .* needs max/)
+  await t.rejects(throughput.run({ args: { ...tiny, phases: ['fast'] }, progress: quiet }), /unknown phase "fast"; known: max, half, rate/)
+  await t.rejects(throughput.run({ args: { ...tiny, phases: ['rate'], repeat: 1.5 }, progress: quiet }), /--repeat must be a whole number/)
+})
