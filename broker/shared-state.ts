@@ -28,7 +28,10 @@ export interface SharedState {
   clearFailures (key: string): Promise<void>
   /** True the first time in `intervalMs` for this key, false for repeats within it. */
   once (key: string, intervalMs: number): Promise<boolean>
-  /** Users whose devices were on nodes that stopped without a goodbye: now offline. */
+  /**
+   * After each sweep of a node that stopped without a goodbye: the users its devices leave
+   * offline (none, when their other devices are still connected or another node swept first).
+   */
   onOrphans (handler: (users: number[]) => void): void
   close (): Promise<void>
 }
@@ -91,6 +94,17 @@ const DISCONNECT = `
   if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
   return redis.call('HLEN', KEYS[1])`
 
+/** Removes KEYS[1]'s fields that start with ARGV[1] (a dead node's); how many, and how many are left. */
+const SWEEP = `
+  local removed = 0
+  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+      redis.call('HDEL', KEYS[1], f)
+      removed = removed + 1
+    end
+  end
+  return {removed, redis.call('HLEN', KEYS[1])}`
+
 export function redisState (redis: RedisConnection, node: string): SharedState {
   const field = (device: number) => `${node}:${device}`
   let orphanHandler: (users: number[]) => void = () => {}
@@ -99,19 +113,21 @@ export function redisState (redis: RedisConnection, node: string): SharedState {
     await redis.multi().set(`node:${node}`, '1', 'PX', NODE_TTL_MS).sadd('nodes', node).exec()
   }
   // A node that stopped without a goodbye (kill -9, lost host) leaves its devices counted as
-  // online; whichever node sees its heartbeat gone removes them.
+  // online; whichever node sees its heartbeat gone removes them. Each user's fields go in one
+  // script that also counts what is left, so a user is reported offline once: by the sweep that
+  // removed the last of them, not by a second node sweeping the same dead node, nor by a sweep
+  // and a live device's leave that both saw the hash empty.
   const sweep = async () => {
     for (const other of await redis.smembers('nodes')) {
       if (other === node || await redis.exists(`node:${other}`)) continue
       const users = (await redis.smembers(`node-users:${other}`)).map(Number)
       const nowOffline: number[] = []
       for (const user of users) {
-        const fields = (await redis.hkeys(`online:${user}`)).filter(f => f.startsWith(`${other}:`))
-        if (fields.length) await redis.hdel(`online:${user}`, ...fields)
-        if (await redis.hlen(`online:${user}`) === 0) nowOffline.push(user)
+        const [removed, left] = await redis.eval(SWEEP, 1, `online:${user}`, `${other}:`) as [number, number]
+        if (removed > 0 && left === 0) nowOffline.push(user)
       }
       await redis.multi().del(`node-users:${other}`).srem('nodes', other).exec()
-      if (nowOffline.length) orphanHandler(nowOffline)
+      orphanHandler(nowOffline)
     }
   }
   const tick = () => { beat().then(sweep).catch(() => {}) } // Redis away: try again next beat
