@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { latencyChart, timeChart, type Chart } from './charts.ts'
 import type { PhaseResult } from './generator.ts'
 import { percentileCurve, percentiles, type Percentiles } from './metrics.ts'
-import type { CpuShare } from './system.ts'
+import type { CpuShare, LoopDelay } from './system.ts'
 
 export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 
@@ -45,6 +45,8 @@ export interface PhaseSummary {
   bucketSeconds: number
   cpu?: CpuShare
   commitsPerSecond?: number | null
+  /** How late the event loops ran during the phase: the broker's (null where not measured) and the generator's. */
+  loop?: { broker: LoopDelay | null; generator: LoopDelay }
 }
 
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits

@@ -35,7 +35,8 @@ options (each scenario has its own defaults, shown in its table title and JSON):
   --drain S            longest wait, after sending, for what is still on its way
   --window N           closed loop: messages each sender keeps in flight
   --rate N             throughput: a latency phase at this rate as well as at half the sustained rate
-  --phases a,b         throughput: max, half, rate (default all three; half needs max)
+  --phases a,b         throughput: max, half, rate (default all three; half needs max; without
+                       max, 5 s at --rate warm the broker up first, not measured)
   --repeat N           throughput: run the phase at --rate N times, one after another (default 1)
                        (default 5000, half of issue 3's 10,000 msg/s)
   --interval S         weak networks: mean seconds between two texts of one device (storm: see --cut)

@@ -135,3 +135,15 @@ export function startCpuMeter(roles: () => Promise<Record<string, number[]>>): {
     },
   }
 }
+
+/** How late an event loop ran over some time, in ms: its 99th percentile and its worst. */
+export interface LoopDelay {
+  p99: number
+  max: number
+}
+
+/** From a monitorEventLoopDelay histogram (which counts nanoseconds). */
+export function loopDelayOf(histogram: { percentile(p: number): number, max: number, count: number }): LoopDelay {
+  const ms = (ns: number) => Math.round(ns / 1e4) / 100
+  return histogram.count === 0 ? { p99: 0, max: 0 } : { p99: ms(histogram.percentile(99)), max: ms(histogram.max) }
+}

@@ -19,7 +19,7 @@ import { createLogger } from '../broker/log.ts'
 import { startBroker, type Broker } from '../broker/server.ts'
 import type { Queryable } from '../broker/storage/db.ts'
 import type { ChildReply, ChildRequest, ChildStats } from './broker-child.ts'
-import { processesWhere, rssBytes } from './system.ts'
+import { processesWhere, rssBytes, type LoopDelay } from './system.ts'
 
 export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -59,6 +59,11 @@ export interface Target {
    * Unlike RSS it falls when memory is freed, so before/after compares across runs.
    */
   heap(): Promise<number | null>
+  /**
+   * How late the broker's event loop ran since the last call (the worst node's), or null where it
+   * is not measured: Mosquitto, and weakmq in this process (the generator's loop is its loop).
+   */
+  loopDelay(): Promise<LoopDelay | null>
   /** Transactions committed so far in the target's database (weakmq on Postgres only). */
   commits(): Promise<number | null>
   describe(): Record<string, string>
@@ -225,6 +230,7 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
     let db: Queryable
     let rss: () => Promise<number | null>
     let heap: () => Promise<number | null>
+    let loopDelay: () => Promise<LoopDelay | null> = async () => null
     if (options.process === 'child') {
       const children: ChildProcess[] = []
       for (let node = 0; node < nodes; node++) {
@@ -245,6 +251,11 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
       const statsOf = (child: ChildProcess) => askChild(child, { type: 'stats' }, 'stats') as Promise<ChildStats | null>
       rss = async () => sumOrNull(await Promise.all(children.map(async (child) => (await statsOf(child))?.rss ?? rssBytes(child.pid!))))
       heap = async () => sumOrNull(await Promise.all(children.map(async (child) => (await statsOf(child))?.heapUsed ?? null)))
+      loopDelay = async () => {
+        const delays = await Promise.all(children.map((child) => askChild(child, { type: 'loop' }, 'loop') as Promise<(LoopDelay & { type: 'loop' }) | null>))
+        if (delays.some((delay) => delay === null)) return null
+        return { p99: Math.max(...delays.map((d) => d!.p99)), max: Math.max(...delays.map((d) => d!.max)) }
+      }
     } else {
       const brokers: Broker[] = []
       for (let node = 0; node < nodes; node++) {
@@ -296,6 +307,7 @@ export async function startWeakmq(options: WeakmqOptions): Promise<Target> {
       },
       rss,
       heap,
+      loopDelay,
       async commits() {
         if (!admin || !database) return null
         const rows = await admin.query<{ commits: string }>('SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = $1', [database])
@@ -376,6 +388,7 @@ export async function mosquitto(url = MOSQUITTO_URL): Promise<Target> {
     processes: async () => ({ broker: pid ? [pid] : [] }),
     rss: async () => (pid ? rssBytes(pid) : null),
     heap: () => mosquittoHeap(url),
+    loopDelay: async () => null,
     commits: async () => null,
     describe: () => ({ broker: 'Mosquitto (already running, persistence on, default limits)' }),
     async close() {

@@ -1,10 +1,11 @@
 // What every scenario shares: the command-line arguments, opening a target by name, the device
 // timings that follow from a network profile, and a phase run with its CPU and commit counts.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { retransmissionMs, roundTripMs, type Profile } from '../lab/profiles.ts'
 import type { Generator, GeneratorOptions, PhaseOptions } from '../generator.ts'
 import type { Progress } from '../progress.ts'
 import { summarizePhase, type PhaseSummary, type ScenarioReport } from '../report.ts'
-import { startCpuMeter } from '../system.ts'
+import { loopDelayOf, startCpuMeter } from '../system.ts'
 import { mosquitto, startWeakmq, type Target } from '../targets.ts'
 
 export interface Arguments {
@@ -127,7 +128,13 @@ export function timingsFor(target: Target, profile: Profile | undefined, args: A
 export async function measuredPhase(generator: Generator, target: Target, phase: PhaseOptions, progress: Progress): Promise<PhaseSummary> {
   const commitsBefore = await target.commits()
   const meter = startCpuMeter(async () => ({ ...(await target.processes()), generator: [process.pid] }))
+  // Latency is measured on the generator's loop: while it runs late, so does every figure.
+  const generatorLoop = monitorEventLoopDelay({ resolution: 1 })
+  await target.loopDelay() // from here on
+  generatorLoop.enable()
   const result = await generator.runPhase({ ...phase, onTick: (status) => progress.phase(target.name, status) })
+  generatorLoop.disable()
+  const loop = { broker: await target.loopDelay(), generator: loopDelayOf(generatorLoop) }
   const cpu = await meter.stop()
   const commitsAfter = await target.commits()
   const commitsPerSecond = commitsBefore !== null && commitsAfter !== null
@@ -137,7 +144,7 @@ export async function measuredPhase(generator: Generator, target: Target, phase:
   const sdk = target.kind === 'weakmq' && generator.options.client === 'sdk'
   const details = [...(sdk ? ['SDK'] : []), ...(target.nodes > 1 ? [`${target.nodes} nodes`] : [])]
   const label = details.length ? `${target.name} (${details.join(', ')})` : target.name
-  return summarizePhase(label, result, { cpu, commitsPerSecond })
+  return summarizePhase(label, result, { cpu, commitsPerSecond, loop })
 }
 
 /** A CPU line for the notes: who used what, and how busy the machine was. */

@@ -50,4 +50,6 @@ t.test('two nodes in Redis mode: pairs split over the nodes, every message deliv
   t.equal(m.stray, 0)
   t.ok(phase.settled)
   t.ok(await target.rss(), 'memory is summed over the nodes')
+  const loop = await target.loopDelay()
+  t.ok(loop && loop.max > 0 && loop.max >= loop.p99, `the worst node's event-loop delay since the last ask: ${JSON.stringify(loop)}`)
 })

@@ -30,6 +30,10 @@ t.test('--phases rate --repeat 2: two phases at the set rate, nothing else, each
   t.match(verdicts[1], /\(2 of 2\): weakmq measured p99 /)
   t.notOk(report.notes.some(n => n.includes('sustained')), 'no sustained rate without the max phase')
   t.same((report.parameters as { phases: string[], repeat: number }).phases, ['rate'])
+  const loop = (phases[0] as unknown as { loop: { broker: unknown, generator: { p99: number, max: number } } }).loop
+  t.equal(loop.broker, null, 'the broker in this process: its loop is the generator\'s, not measured apart')
+  t.ok(loop.generator.max > 0, 'the generator\'s event-loop delay is measured per phase')
+  t.ok(report.table.rows.some(row => row[0] === 'event-loop delay p99 / max: generator'), 'and reported')
 })
 
 t.test('phases it cannot run are refused before anything starts', async (t) => {
