@@ -61,6 +61,8 @@ export async function syncConversations (ctx: ChatContext, who: Identity, ref: n
         group: row.isGroup,
         name: row.name ?? '',
         cursor: row.cursor,
+        recalled: row.recalled,
+        deleted: row.deleted,
       },
       last: last ? messageBytes(last, { withClientMsgId: last.sender === who.user }) : null,
     }

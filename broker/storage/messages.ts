@@ -242,17 +242,43 @@ export interface ConversationRow {
   leftSeq: number | null
   name: string | null
   peer: number | null
+  /** Seqs the user sees that were recalled after `since`, ascending. */
+  recalled: number[]
+  /** Seqs the user deleted for themselves after `since`, ascending. */
+  deleted: number[]
 }
 
-/** The user's conversations whose activity is past `since`, oldest change first. */
+/**
+ * The most recalled and deleted seqs one conversation of a list names (the latest ones): a bounded
+ * page on a 2G link (DESIGN 7). Recalls come within the recall window and deletions 100 at most a
+ * request, so a device misses more only after a long time away with its session lost.
+ */
+export const MAX_CHANGES_LISTED = 100
+
+/**
+ * The user's conversations whose activity is past `since`, oldest change first, each with what was
+ * recalled and deleted for the user after `since`: a device whose session is gone learns of them
+ * from here (issue 3 §6). Also from 0: a device keeps cursor 0 until a list finds a conversation,
+ * and may have had messages live meanwhile.
+ */
 export async function conversationsSince (db: Queryable, user: number, since: number, limit: number): Promise<ConversationRow[]> {
-  return db.query<ConversationRow>(
+  const rows = await db.query<Omit<ConversationRow, 'recalled' | 'deleted'> & { recalled: unknown[], deleted: unknown[] }>(
     `SELECT c.id AS conversation, c.last_seq AS "lastSeq", c.is_group AS "isGroup",
             greatest(c.activity, m.activity) AS cursor, m.read_seq AS "readSeq", m.left_seq AS "leftSeq", g.name,
-            CASE WHEN c.is_group THEN NULL WHEN c.user_low = $1 THEN c.user_high ELSE c.user_low END AS peer
+            CASE WHEN c.is_group THEN NULL WHEN c.user_low = $1 THEN c.user_high ELSE c.user_low END AS peer,
+            ARRAY(SELECT r.seq FROM messages r
+                   WHERE r.conversation_id = c.id AND r.recalled_cursor > $2
+                     AND r.seq > m.joined_seq AND r.seq <= coalesce(m.left_seq, c.last_seq)
+                   ORDER BY r.recalled_cursor DESC LIMIT ${MAX_CHANGES_LISTED}) AS recalled,
+            ARRAY(SELECT d.seq FROM deletions d
+                   WHERE d.user_id = $1 AND d.conversation_id = c.id AND d.cursor > $2
+                   ORDER BY d.cursor DESC, d.seq DESC LIMIT ${MAX_CHANGES_LISTED}) AS deleted
        FROM members m JOIN conversations c ON c.id = m.conversation_id LEFT JOIN groups g ON g.id = c.id
       WHERE m.user_id = $1 AND greatest(c.activity, m.activity) > $2
       ORDER BY cursor LIMIT $3`, [user, since, limit])
+  // int8[] comes back as strings from pg: numbers here, as every other id and seq.
+  const seqs = (list: unknown[]) => list.map(Number).sort((a, b) => a - b)
+  return rows.map(row => ({ ...row, recalled: seqs(row.recalled), deleted: seqs(row.deleted) }))
 }
 
 /** The messages at these (conversation, seq) places, for previews. */

@@ -25,21 +25,26 @@ export async function lockMessage (tx: Queryable, user: number, conversation: nu
 }
 
 /**
- * Empties the message and marks it recalled. The conversation gets a new activity cursor, so the
- * conversation-list sync brings every member a preview that shows the recall.
+ * Empties the message and marks it recalled. The conversation gets a new activity cursor, and the
+ * message keeps it: the conversation-list sync brings every member a preview that shows the
+ * recall, and names the recalled seq to a device whose cursor is older (issue 3 §6).
  */
 export async function markRecalled (tx: Queryable, conversation: number, seq: number): Promise<void> {
-  await tx.query(`UPDATE messages SET recalled = true, content = ''::bytea WHERE conversation_id = $1 AND seq = $2`, [conversation, seq])
-  await tx.query(`UPDATE conversations SET activity = nextval('activity_cursor') WHERE id = $1`, [conversation])
+  await tx.query(
+    `WITH touched AS (UPDATE conversations SET activity = nextval('activity_cursor') WHERE id = $1 RETURNING activity)
+     UPDATE messages SET recalled = true, content = ''::bytea, recalled_cursor = (SELECT activity FROM touched)
+      WHERE conversation_id = $1 AND seq = $2`, [conversation, seq])
 }
 
 /**
  * Hides, for `user` only, those of `seqs` that are messages of the conversation in (after, upTo].
- * Returns each such seq (ascending) and whether this call hid it (false: it already was).
+ * Returns each such seq (ascending) and whether this call hid it (false: it already was). What it
+ * hides keeps a new activity cursor, which the user's place in the conversation takes too: the
+ * conversation-list sync names those seqs to the user's devices whose cursor is older (issue 3 §6).
  */
 export async function deleteForUser (tx: Queryable, user: number, conversation: number, seqs: number[],
   after: number, upTo: number): Promise<Array<{ seq: number, fresh: boolean }>> {
-  return tx.query<{ seq: number, fresh: boolean }>(
+  const rows = await tx.query<{ seq: number, fresh: boolean }>(
     `WITH found AS (
        SELECT m.seq FROM messages m
         WHERE m.conversation_id = $2 AND m.seq = ANY($3::bigint[]) AND m.seq > $4 AND m.seq <= $5
@@ -49,4 +54,14 @@ export async function deleteForUser (tx: Queryable, user: number, conversation: 
      )
      SELECT f.seq, h.seq IS NOT NULL AS fresh FROM found f LEFT JOIN hidden h ON h.seq = f.seq ORDER BY f.seq`,
     [user, conversation, seqs, after, upTo])
+  const fresh = rows.filter(row => row.fresh).map(row => row.seq)
+  if (fresh.length > 0) {
+    await tx.query(
+      `WITH touched AS (
+         UPDATE members SET activity = nextval('activity_cursor') WHERE conversation_id = $2 AND user_id = $1 RETURNING activity
+       )
+       UPDATE deletions SET cursor = (SELECT activity FROM touched)
+        WHERE user_id = $1 AND conversation_id = $2 AND seq = ANY($3::bigint[])`, [user, conversation, fresh])
+  }
+  return rows
 }

@@ -436,6 +436,10 @@ export class ChatClient {
           started,
           saveCursor: cursor => { this.saved.cursor = cursor; this.persist() },
           parallelPulls: PARALLEL_PULLS,
+          changes: summary => {
+            for (const seq of summary.recalled) this.recalled(summary.conversation, seq)
+            if (summary.deleted.length > 0) this.events.emit('deleted', { conversation: summary.conversation, seqs: summary.deleted })
+          },
         }, this.saved.cursor)
         if (!started) {
           this.saved.started = true
@@ -474,6 +478,12 @@ export class ChatClient {
     }
   }
 
+  /** A recall, as an event or from the conversation list: a message still held back is applied recalled. */
+  private recalled (conversation: number, seq: number): void {
+    this.ordering!.markRecalled(conversation, seq)
+    this.events.emit('recall', { conversation, seq })
+  }
+
   private downlink (d: wmq.Downlink): void {
     if (this.requests.answer(d)) return
     switch (d.event) {
@@ -485,11 +495,7 @@ export class ChatClient {
       }
       case 'receipt': return this.events.emit('receipt', toReceipt(d.receipt!))
       case 'typing': return this.events.emit('typing', { conversation: Number(d.typing!.conversation), user: Number(d.typing!.user), active: Boolean(d.typing!.active) })
-      case 'recall': {
-        const recall = { conversation: Number(d.recall!.conversation), seq: Number(d.recall!.seq) }
-        this.ordering!.markRecalled(recall.conversation, recall.seq)
-        return this.events.emit('recall', recall)
-      }
+      case 'recall': return this.recalled(Number(d.recall!.conversation), Number(d.recall!.seq))
       case 'deleted': return this.events.emit('deleted', { conversation: Number(d.deleted!.conversation), seqs: (d.deleted!.seqs ?? []).map(Number) })
       case 'error':
         if (!d.ref) this.events.emit('error', new ChatError(d.error!.code ?? wmq.ErrorCode.OK, d.error!.detail ?? '')) // a refusal of a request sent without ref (typing)

@@ -20,6 +20,11 @@ export interface ChatEvents {
   group: (change: GroupChange) => void
   receipt: (receipt: Receipt) => void
   typing: (typing: TypingEvent) => void
+  /**
+   * A message was recalled, or (deleted) the user deleted messages on another device. After a
+   * reconnect whose session was lost, the catch-up tells them again from the conversation list:
+   * the same recall or deletion can come twice, and applying it again changes nothing.
+   */
   recall: (recall: RecallEvent) => void
   deleted: (deleted: DeletedEvent) => void
   presence: (presence: Presence) => void

@@ -10,7 +10,8 @@
 // its first login). Messages committed after that list are delivered in order. Sends the
 // application makes before it are held in the outbox until it is over, so that they come after
 // the start. Once it is over, a conversation never seen before starts at seq 0 (the broker serves
-// a member only what came after joining).
+// a member only what came after joining). The list also names what was recalled, and deleted by the
+// user on another device, since the cursor: those become `recall` and `deleted` events again.
 import type { Ordering } from './ordering.ts'
 import type { ConversationSummary } from './wire.ts'
 
@@ -26,6 +27,11 @@ export interface CatchUpDeps {
   saveCursor (cursor: number): void
   /** History pulls run at most this many at a time (one TCP connection: more buys nothing on 2G). */
   parallelPulls: number
+  /**
+   * A conversation's recalls and the user's deletions since the cursor, after its messages are
+   * applied: the events a lost session would have brought (the application may have had them).
+   */
+  changes (summary: ConversationSummary): void
 }
 
 /** Runs one catch-up from `since`; resolves with the conversations that changed. */
@@ -41,6 +47,7 @@ export async function catchUp (deps: CatchUpDeps, since: number): Promise<Conver
       else if (summary.lastSeq > (deps.ordering.appliedOf(summary.conversation) ?? 0)) behind.push(summary.conversation)
     }
     await inParallel(behind, deps.parallelPulls, conversation => deps.ordering.fill(conversation))
+    if (deps.started) for (const summary of page.summaries) deps.changes(summary)
     // Stored only once every conversation of the page is applied: a crash before it means the
     // next catch-up lists them again.
     if (page.cursor > cursor) deps.saveCursor(cursor = page.cursor)

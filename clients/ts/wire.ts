@@ -54,6 +54,12 @@ export interface ConversationSummary {
   name: string
   readSeq: number
   cursor: number
+  /**
+   * Seqs recalled, and seqs the user deleted on another device, after the cursor the list was asked
+   * from (the latest 100 of each): what a device whose session was lost did not hear as events.
+   */
+  recalled: number[]
+  deleted: number[]
 }
 export interface HistoryPage { conversation: number, messages: ChatMessage[], more: boolean, lastSeq: number }
 export interface Receipt { conversation: number, user: number, deliveredSeq: number, readSeq: number }
@@ -152,6 +158,8 @@ export function toSummary (s: wmq.IConversationSummary, context: Context): Conve
     name: s.name ?? '',
     readSeq: Number(s.readSeq ?? 0),
     cursor: Number(s.cursor ?? 0),
+    recalled: (s.recalled ?? []).map(Number),
+    deleted: (s.deleted ?? []).map(Number),
   }
 }
 

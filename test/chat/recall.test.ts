@@ -202,3 +202,42 @@ eachMode(t, 'in a group: every member is told of a recall; system messages canno
   t.same((await historyOf(c1, group)).map(m => [m.seq, m.recalled, m.hasContent]), [[1, false, true], [2, true, false]],
     "carol's history shows it recalled")
 })
+
+// Issue 3 §6: a device whose session is gone (and the RecallEvent and DeletedEvent in it) learns of
+// them from the conversation list: each summary names the seqs recalled, and those its user deleted,
+// after the cursor the device asks from.
+eachMode(t, 'the conversation list names what was recalled and deleted since the cursor', async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  const { alice, bob, a1, b1 } = await setUp(t, tb)
+  const b2 = await connectAs(tb, 'bob', 'b2')
+  closeAtEnd(t, b2)
+  const conversation = Number((await sendText(a1, { user: bob }, 'one')).sendAck!.conversation)
+  await sendText(a1, { user: bob }, 'two')
+  await sendText(b1, { user: alice }, 'three')
+  const list = async (device: Device, since: number) => {
+    const page = (await ask(device, { syncConversations: { since } })).conversations!
+    const summary = (page.conversations ?? []).find(c => Number(c.conversation) === conversation)
+    return {
+      cursor: Number(page.cursor),
+      changes: summary ? { recalled: (summary.recalled ?? []).map(Number), deleted: (summary.deleted ?? []).map(Number) } : null,
+    }
+  }
+  const before = (await list(b1, 0)).cursor
+  t.ok(before > 0, 'b1 holds a cursor, as a device that has the three messages does')
+  t.same((await list(b1, before)).changes, null, 'nothing has changed since it')
+
+  t.same(await recall(a1, conversation, 2), { conversation, seq: 2 }, 'alice recalls seq 2')
+  t.same(await deleteForMe(b2, conversation, [1, 3]), { conversation, seqs: [1, 3] }, "bob deletes seqs 1 and 3 for himself on b2")
+  t.same((await list(b1, before)).changes, { recalled: [2], deleted: [1, 3] },
+    "bob's device with the old cursor is told both, though it may have lost the events")
+  t.same((await list(a1, before)).changes, { recalled: [2], deleted: [] }, "alice's: the recall, not bob's deletions")
+  t.same((await list(b1, 0)).changes, { recalled: [2], deleted: [1, 3] }, 'from cursor 0 too (a device keeps 0 until a list finds something)')
+  const after = (await list(b1, before)).cursor
+  t.ok(after > before, 'the cursor moved past the changes')
+  t.same((await list(b1, after)).changes, null, 'and from there nothing is left to tell')
+
+  t.same(await deleteForMe(b2, conversation, [1]), { conversation, seqs: [1] }, 'a repeated deletion')
+  t.same((await list(b1, after)).changes, null, '  changes nothing and moves no cursor')
+  t.same(await recall(a1, conversation, 2), { conversation, seq: 2 }, 'nor does a repeated recall')
+  t.same((await list(b1, after)).changes, null, '  either')
+})

@@ -63,3 +63,39 @@ eachMode(t, 'messages lost with the broker session are fetched after the reconne
   if (mode === 'embedded') t.ok(after.client.stats().fills >= 1, 'the lost queue was fetched through sync')
   t.ok(a1.states.includes('reconnecting'), 'the sender went through reconnecting')
 })
+
+// Issue 3 §6: recalls and deletions are part of "everything". Made while bob's app is closed and
+// then lost with his session (embedded: the restart), they reach the application from the catch-up;
+// with a kept session (services) they may come twice, as the event and from the list.
+eachMode(t, 'recalls and deletions made while the session was lost reach the application after the reconnect', async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  await tb.addUser('alice')
+  const bob = await tb.addUser('bob')
+  const a1 = await sdkClient(t, tb, 'alice', 'a1')
+  const b2 = await sdkClient(t, tb, 'bob', 'b2') // bob's other device, which deletes
+  const store = memoryStore()
+  const before = await sdkClient(t, tb, 'bob', 'b1', { store })
+  await Promise.all([a1.client.whenSynced(), b2.client.whenSynced(), before.client.whenSynced()])
+  const first = await a1.client.send({ user: bob }, 'm1')
+  await a1.client.send({ user: bob }, 'm2')
+  await a1.client.send({ user: bob }, 'm3')
+  await waitFor(() => before.messages.length === 3, 'm1..m3 on b1')
+  await before.client.close()
+
+  await a1.client.recall(first.conversation, 2)
+  await waitFor(() => b2.messages.length === 3, 'm1..m3 on b2')
+  t.same((await b2.client.deleteForMe(first.conversation, [3])).seqs, [3], 'b2 deletes m3 for bob')
+  await tb.restart()
+
+  const after = await sdkClient(t, tb, 'bob', 'b1', { store })
+  const recalls: number[] = []
+  const deleted: number[][] = []
+  after.client.on('recall', r => { if (r.conversation === first.conversation) recalls.push(r.seq) })
+  after.client.on('deleted', d => { if (d.conversation === first.conversation) deleted.push(d.seqs) })
+  await after.client.whenSynced()
+  await waitFor(() => recalls.length > 0 && deleted.length > 0, 'the recall and the deletion on b1')
+  t.same([...new Set(recalls)], [2], "b1's application hears of the recall of m2")
+  t.same([...new Set(deleted.map(seqs => seqs.join()))], ['3'], 'and of the deletion of m3')
+  if (mode === 'embedded') t.same([recalls.length, deleted.length], [1, 1], 'once each: the lost session brought nothing')
+  t.same(after.messages, [], 'and no message again')
+})
