@@ -40,13 +40,14 @@ t.test('SIGKILL mid-conversation, restart, reconnect, sync', async t => {
   let sent = 0
   let ref = 1000
   const sendLoop = async (device: Device, to: number, name: string) => {
+    const closed = new Promise<null>(resolve => device.client.once('close', () => resolve(null)))
     for (let i = 0; i < 200 && device.client.connected; i++) {
       const myRef = ref++
       const text = `${name}${i}`
       const reply = device.next(d => d.ref === myRef, 'ack').catch(() => null)
       device.client.publish('s', Buffer.from(wmq.Uplink.encode({ ref: myRef, send: { clientMsgId: newClientMsgId(), user: to, content: { text } } }).finish()), { qos: 1 })
       sent++
-      const ack = await Promise.race([reply, new Promise<null>(resolve => device.client.once('close', () => resolve(null)))])
+      const ack = await Promise.race([reply, closed])
       if (!ack?.sendAck) return
       acked.set(`${ack.sendAck.conversation}:${ack.sendAck.seq}`, text)
     }

@@ -26,9 +26,12 @@ class Sender {
   async send (text: string, clientMsgId = newClientMsgId()): Promise<boolean> {
     const ref = this.ref++
     const reply = this.device.next(d => d.ref === ref, `reply ${ref}`).catch(() => null)
-    const closed = new Promise<null>(resolve => this.device.client.once('close', () => resolve(null)))
+    let onClose = () => {}
+    const closed = new Promise<null>(resolve => { onClose = () => resolve(null) })
+    this.device.client.once('close', onClose)
     this.device.client.publish('s', Buffer.from(wmq.Uplink.encode({ ref, send: { clientMsgId, user: this.to, content: { text } } }).finish()), { qos: 1 })
     const answer = await Promise.race([reply, closed])
+    this.device.client.off('close', onClose) // one listener per send would pile up on the client
     if (!answer?.sendAck) return false
     this.acked.set(`${answer.sendAck.conversation}:${answer.sendAck.seq}`, text)
     return true
