@@ -76,7 +76,7 @@ export class ChatDevice implements BenchDevice {
   private readonly pending = new Map<number, Pending>()
   private readonly waiters = new Map<number, (reply: wmq.Downlink) => void>()
   private readonly conversations = new Map<number, ConversationState>()
-  private cursor = 0
+  private cursor: Uint8Array = new Uint8Array()
   private nextRef = 1
   private readonly idPrefix = randomBytes(4)
   private sends = 0
@@ -274,9 +274,9 @@ export class ChatDevice implements BenchDevice {
     this.place(Number(ack.conversation), Number(ack.seq), null, now)
   }
 
-  private syncConversations(since: number): void {
+  private syncConversations(cursor: Uint8Array): void {
     this.stats.syncs++
-    this.request('conversations', { syncConversations: { since } })
+    this.request('conversations', { syncConversations: { cursor } })
   }
 
   private onConversations(ref: number, page: wmq.IConversationPage): void {
@@ -286,8 +286,10 @@ export class ChatDevice implements BenchDevice {
       c.known = Math.max(c.known, Number(summary.lastSeq))
       if (c.known > c.applied) this.scheduleFill(Number(summary.conversation), c)
     }
-    this.cursor = Math.max(this.cursor, Number(page.cursor ?? 0))
-    if (asked && page.more) this.syncConversations(this.cursor)
+    // The cursor is opaque: only a reply on this connection's turn moves it (a late one may be older).
+    if (!asked) return
+    this.cursor = page.cursor ?? new Uint8Array()
+    if (page.more) this.syncConversations(this.cursor)
   }
 
   private onHistory(ref: number, page: wmq.IHistoryPage): void {

@@ -1,11 +1,13 @@
 // Sync (issue 3 §6): what fills any gap a device sees (DESIGN 1, 5).
 //  (a) the conversation list since a cursor: each conversation with its last seq, a preview of the
-//      last message and the unread count;
+//      last message and the unread count; the cursor is a snapshot, so no change is skipped
+//      whatever order transactions commit in (list-cursor.ts);
 //  (b) history pages: after or before a seq, ascending within a page, bounded in count and in
 //      bytes (HISTORY_PAGE_BYTES) so a 20 kbit/s link is never blocked by one huge reply (DESIGN 7).
 import { wmq } from '../../schema/generated/chat.js'
 import type { Identity } from '../auth/authenticate.ts'
 import { conversationsSince, historyRange, messagesAt } from '../storage/messages.ts'
+import { listCursorBytes, parseSnapshot, readListCursor, snapshotText } from './list-cursor.ts'
 import type { ChatContext } from './context.ts'
 import { conversationOf, requireMember } from './membership.ts'
 import { conversationPageBytes, historyBytes, messageBytes } from './wire.ts'
@@ -40,9 +42,15 @@ export async function syncHistory (ctx: ChatContext, who: Identity, ref: number,
   return historyBytes(ref, { conversation, more, lastSeq: visibleLast }, page)
 }
 
+/**
+ * One page of the conversation list (list-cursor.ts). A round's first page is read at the snapshot
+ * that ends it; the pages after it continue in conversation id order from where the last stopped.
+ */
 export async function syncConversations (ctx: ChatContext, who: Identity, ref: number, request: wmq.ISyncConversations): Promise<Buffer> {
   const limit = pageSize(ctx, request.limit)
-  const rows = await conversationsSince(ctx.db, who.user, Number(request.since ?? 0), limit + 1)
+  const asked = readListCursor(request.cursor)
+  const seen = asked.seen && snapshotText(asked.seen)
+  const { rows, snapshot } = await conversationsSince(ctx.db, who.user, seen, asked.round?.after ?? 0, limit + 1)
   const more = rows.length > limit
   const page = rows.slice(0, limit)
   const lastSeen = (row: typeof page[number]) => row.leftSeq ?? row.lastSeq
@@ -60,13 +68,15 @@ export async function syncConversations (ctx: ChatContext, who: Identity, ref: n
         peer: row.peer ?? 0,
         group: row.isGroup,
         name: row.name ?? '',
-        cursor: row.cursor,
         recalled: row.recalled,
         deleted: row.deleted,
       },
       last: last ? messageBytes(last, { withClientMsgId: last.sender === who.user }) : null,
     }
   })
-  const cursor = page.at(-1)?.cursor ?? Number(request.since ?? 0)
-  return conversationPageBytes(ref, { cursor, more }, summaries)
+  const roundSnapshot = asked.round?.snapshot ?? parseSnapshot(snapshot)
+  const next = more
+    ? listCursorBytes({ seen: asked.seen, round: { snapshot: roundSnapshot, after: page.at(-1)!.conversation } })
+    : listCursorBytes({ seen: roundSnapshot, round: null })
+  return conversationPageBytes(ref, { cursor: next, more }, summaries)
 }

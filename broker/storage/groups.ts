@@ -13,7 +13,7 @@ export interface MemberRow { user: number, role: number, login: string }
 /** Appends a system message (seq = last + 1) under the conversation's row lock. */
 export async function appendSystemMessage (tx: Queryable, conversation: number, actor: number, content: Uint8Array, now: number): Promise<StoredMessage> {
   const [{ seq }] = await tx.query<{ seq: number }>(
-    `UPDATE conversations SET last_seq = last_seq + 1, activity = nextval('activity_cursor') WHERE id = $1 RETURNING last_seq AS seq`,
+    `UPDATE conversations SET last_seq = last_seq + 1, changed_in = pg_current_xact_id() WHERE id = $1 RETURNING last_seq AS seq`,
     [conversation])
   await tx.query(
     'INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, sent_at, content) VALUES ($1, $2, $3, NULL, $4, $5)',
@@ -58,14 +58,14 @@ export async function addMembers (tx: Queryable, group: number, users: number[],
     `INSERT INTO members (conversation_id, user_id, role, joined_seq, delivered_seq, read_seq)
      SELECT $1, u, ${MEMBER}, $3, $3, $3 FROM unnest($2::bigint[]) AS u
      ON CONFLICT (conversation_id, user_id) DO UPDATE
-       SET left_seq = NULL, role = ${MEMBER}, joined_seq = $3, delivered_seq = $3, read_seq = $3, activity = nextval('activity_cursor')`,
+       SET left_seq = NULL, role = ${MEMBER}, joined_seq = $3, delivered_seq = $3, read_seq = $3, changed_in = pg_current_xact_id()`,
     [group, users, afterSeq])
 }
 
 /** Members who go keep what they saw up to `lastSeq` (the system message telling them). */
 export async function removeMembers (tx: Queryable, group: number, users: number[], lastSeq: number): Promise<void> {
   await tx.query(
-    `UPDATE members SET left_seq = $3, role = ${MEMBER}, activity = nextval('activity_cursor')
+    `UPDATE members SET left_seq = $3, role = ${MEMBER}, changed_in = pg_current_xact_id()
       WHERE conversation_id = $1 AND user_id = ANY($2::bigint[]) AND left_seq IS NULL`, [group, users, lastSeq])
 }
 

@@ -144,7 +144,7 @@ export async function writePlan (db: Queryable, plan: SendPlan, now: number): Pr
     `WITH counted AS (
        SELECT * FROM unnest($1::bigint[], $2::int[]) AS n(id, count)
      ), numbered AS (
-       UPDATE conversations c SET last_seq = c.last_seq + n.count, activity = nextval('activity_cursor')
+       UPDATE conversations c SET last_seq = c.last_seq + n.count, changed_in = pg_current_xact_id()
          FROM counted n WHERE c.id = n.id
        RETURNING c.id, c.last_seq - n.count AS before
      ), stored AS (
@@ -237,14 +237,13 @@ export interface ConversationRow {
   conversation: number
   lastSeq: number
   isGroup: boolean
-  cursor: number
   readSeq: number
   leftSeq: number | null
   name: string | null
   peer: number | null
-  /** Seqs the user sees that were recalled after `since`, ascending. */
+  /** Seqs the user sees whose recall the snapshot seen did not see, ascending. */
   recalled: number[]
-  /** Seqs the user deleted for themselves after `since`, ascending. */
+  /** Seqs the user deleted for themselves that the snapshot seen did not see, ascending. */
   deleted: number[]
 }
 
@@ -256,29 +255,41 @@ export interface ConversationRow {
 export const MAX_CHANGES_LISTED = 100
 
 /**
- * The user's conversations whose activity is past `since`, oldest change first, each with what was
- * recalled and deleted for the user after `since`: a device whose session is gone learns of them
- * from here (issue 3 §6). Also from 0: a device keeps cursor 0 until a list finds a conversation,
- * and may have had messages live meanwhile.
+ * The user's conversations with a change the snapshot `seen` did not see (null: all of them), in
+ * id order after `after`, each with what was recalled and deleted for the user that `seen` did not
+ * see: a device whose session is gone learns of them from here (issue 3 §6). Also the snapshot the
+ * list was read at, the cursor of what it returns (list-cursor.ts). A `seen` from the future (a
+ * database restored from a backup, or a cursor from another one) counts as nothing seen.
  */
-export async function conversationsSince (db: Queryable, user: number, since: number, limit: number): Promise<ConversationRow[]> {
-  const rows = await db.query<Omit<ConversationRow, 'recalled' | 'deleted'> & { recalled: unknown[], deleted: unknown[] }>(
-    `SELECT c.id AS conversation, c.last_seq AS "lastSeq", c.is_group AS "isGroup",
-            greatest(c.activity, m.activity) AS cursor, m.read_seq AS "readSeq", m.left_seq AS "leftSeq", g.name,
-            CASE WHEN c.is_group THEN NULL WHEN c.user_low = $1 THEN c.user_high ELSE c.user_low END AS peer,
-            ARRAY(SELECT r.seq FROM messages r
-                   WHERE r.conversation_id = c.id AND r.recalled_cursor > $2
-                     AND r.seq > m.joined_seq AND r.seq <= coalesce(m.left_seq, c.last_seq)
-                   ORDER BY r.recalled_cursor DESC LIMIT ${MAX_CHANGES_LISTED}) AS recalled,
-            ARRAY(SELECT d.seq FROM deletions d
-                   WHERE d.user_id = $1 AND d.conversation_id = c.id AND d.cursor > $2
-                   ORDER BY d.cursor DESC, d.seq DESC LIMIT ${MAX_CHANGES_LISTED}) AS deleted
-       FROM members m JOIN conversations c ON c.id = m.conversation_id LEFT JOIN groups g ON g.id = c.id
-      WHERE m.user_id = $1 AND greatest(c.activity, m.activity) > $2
-      ORDER BY cursor LIMIT $3`, [user, since, limit])
+export async function conversationsSince (db: Queryable, user: number, seen: string | null, after: number,
+  limit: number): Promise<{ rows: ConversationRow[], snapshot: string }> {
+  const rows = await db.query<Omit<ConversationRow, 'recalled' | 'deleted'> & { recalled: unknown[] | null, deleted: unknown[] | null, snapshot: string }>(
+    `WITH now AS (SELECT pg_current_snapshot() AS s),
+          seen AS (SELECT CASE WHEN pg_snapshot_xmax($2::pg_snapshot) <= pg_snapshot_xmax(now.s) THEN $2::pg_snapshot END AS s FROM now)
+     SELECT now.s::text AS snapshot, r.* FROM now LEFT JOIN LATERAL (
+       SELECT c.id AS conversation, c.last_seq AS "lastSeq", c.is_group AS "isGroup",
+              m.read_seq AS "readSeq", m.left_seq AS "leftSeq", g.name,
+              CASE WHEN c.is_group THEN NULL WHEN c.user_low = $1 THEN c.user_high ELSE c.user_low END AS peer,
+              ARRAY(SELECT r.seq FROM messages r
+                     WHERE r.conversation_id = c.id AND r.recalled_in IS NOT NULL
+                       AND NOT coalesce(pg_visible_in_snapshot(r.recalled_in, seen.s), false)
+                       AND r.seq > m.joined_seq AND r.seq <= coalesce(m.left_seq, c.last_seq)
+                     ORDER BY r.recalled_in DESC, r.seq DESC LIMIT ${MAX_CHANGES_LISTED}) AS recalled,
+              ARRAY(SELECT d.seq FROM deletions d
+                     WHERE d.user_id = $1 AND d.conversation_id = c.id
+                       AND NOT coalesce(pg_visible_in_snapshot(d.deleted_in, seen.s), false)
+                     ORDER BY d.deleted_in DESC, d.seq DESC LIMIT ${MAX_CHANGES_LISTED}) AS deleted
+         FROM seen, members m JOIN conversations c ON c.id = m.conversation_id LEFT JOIN groups g ON g.id = c.id
+        WHERE m.user_id = $1 AND c.id > $3
+          AND NOT coalesce(pg_visible_in_snapshot(c.changed_in, seen.s) AND pg_visible_in_snapshot(m.changed_in, seen.s), false)
+        ORDER BY c.id LIMIT $4) r ON true`, [user, seen, after, limit])
   // int8[] comes back as strings from pg: numbers here, as every other id and seq.
-  const seqs = (list: unknown[]) => list.map(Number).sort((a, b) => a - b)
-  return rows.map(row => ({ ...row, recalled: seqs(row.recalled), deleted: seqs(row.deleted) }))
+  const seqs = (list: unknown[] | null) => (list ?? []).map(Number).sort((a, b) => a - b)
+  return {
+    snapshot: rows[0].snapshot,
+    rows: rows.filter(row => row.conversation !== null)
+      .map(({ snapshot: _, ...row }) => ({ ...row, recalled: seqs(row.recalled), deleted: seqs(row.deleted) })),
+  }
 }
 
 /** The messages at these (conversation, seq) places, for previews. */

@@ -25,22 +25,23 @@ export async function lockMessage (tx: Queryable, user: number, conversation: nu
 }
 
 /**
- * Empties the message and marks it recalled. The conversation gets a new activity cursor, and the
- * message keeps it: the conversation-list sync brings every member a preview that shows the
- * recall, and names the recalled seq to a device whose cursor is older (issue 3 §6).
+ * Empties the message and marks it recalled. The conversation and the message are marked changed in
+ * this transaction: the conversation-list sync brings every member a preview that shows the recall,
+ * and names the recalled seq to a device whose cursor did not see it (issue 3 §6).
  */
 export async function markRecalled (tx: Queryable, conversation: number, seq: number): Promise<void> {
   await tx.query(
-    `WITH touched AS (UPDATE conversations SET activity = nextval('activity_cursor') WHERE id = $1 RETURNING activity)
-     UPDATE messages SET recalled = true, content = ''::bytea, recalled_cursor = (SELECT activity FROM touched)
+    `WITH touched AS (UPDATE conversations SET changed_in = pg_current_xact_id() WHERE id = $1)
+     UPDATE messages SET recalled = true, content = ''::bytea, recalled_in = pg_current_xact_id()
       WHERE conversation_id = $1 AND seq = $2`, [conversation, seq])
 }
 
 /**
  * Hides, for `user` only, those of `seqs` that are messages of the conversation in (after, upTo].
  * Returns each such seq (ascending) and whether this call hid it (false: it already was). What it
- * hides keeps a new activity cursor, which the user's place in the conversation takes too: the
- * conversation-list sync names those seqs to the user's devices whose cursor is older (issue 3 §6).
+ * hides keeps this transaction (deletions.deleted_in), and the user's place in the conversation is
+ * marked changed in it: the conversation-list sync names those seqs to the user's devices whose
+ * cursor did not see them (issue 3 §6).
  */
 export async function deleteForUser (tx: Queryable, user: number, conversation: number, seqs: number[],
   after: number, upTo: number): Promise<Array<{ seq: number, fresh: boolean }>> {
@@ -56,12 +57,7 @@ export async function deleteForUser (tx: Queryable, user: number, conversation: 
     [user, conversation, seqs, after, upTo])
   const fresh = rows.filter(row => row.fresh).map(row => row.seq)
   if (fresh.length > 0) {
-    await tx.query(
-      `WITH touched AS (
-         UPDATE members SET activity = nextval('activity_cursor') WHERE conversation_id = $2 AND user_id = $1 RETURNING activity
-       )
-       UPDATE deletions SET cursor = (SELECT activity FROM touched)
-        WHERE user_id = $1 AND conversation_id = $2 AND seq = ANY($3::bigint[])`, [user, conversation, fresh])
+    await tx.query('UPDATE members SET changed_in = pg_current_xact_id() WHERE conversation_id = $1 AND user_id = $2', [conversation, user])
   }
   return rows
 }

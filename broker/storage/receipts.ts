@@ -21,13 +21,13 @@ export async function lockReadState (tx: Queryable, conversation: number, user: 
 }
 
 /**
- * Moves the read state forward (never back) and gives the member's row a new activity cursor, so
- * the conversation-list sync of the user's devices brings the new unread count.
+ * Moves the read state forward (never back) and marks the member's row changed in this transaction,
+ * so the conversation-list sync of the user's devices brings the new unread count.
  */
 export async function advanceReadState (tx: Queryable, conversation: number, user: number,
   deliveredSeq: number, readSeq: number): Promise<void> {
   await tx.query(
     `UPDATE members SET delivered_seq = greatest(delivered_seq, $3), read_seq = greatest(read_seq, $4),
-            activity = nextval('activity_cursor')
+            changed_in = pg_current_xact_id()
       WHERE conversation_id = $1 AND user_id = $2`, [conversation, user, deliveredSeq, readSeq])
 }

@@ -261,7 +261,7 @@ class Chat {
 
   /** The whole conversation list from the broker (unread counts are the broker's: read state is per user, across devices). */
   private async fetchConversations (): Promise<ConversationSummary[]> {
-    const { conversations } = await this.client.syncConversations({ since: 0 })
+    const { conversations } = await this.client.syncConversations()
     conversations.forEach(s => this.noteSummary(s))
     return conversations
   }
@@ -269,7 +269,7 @@ class Chat {
   private async list (): Promise<void> {
     const conversations = await this.fetchConversations()
     const summaries = conversations.map(s => ({ ...s, last: s.last && this.normalized(s.last) }))
-      .sort((a, b) => (b.last?.time ?? 0) - (a.last?.time ?? 0) || b.cursor - a.cursor)
+      .sort((a, b) => (b.last?.time ?? 0) - (a.last?.time ?? 0) || b.conversation - a.conversation)
     await this.learnNames(summaries.flatMap(s => [s.peer, ...(s.last ? this.usersIn(s.last) : [])]))
     if (summaries.length === 0) return this.print(this.paint.dim('no conversations yet: /dm <user> starts one'))
     const nameOf = this.names.nameOf

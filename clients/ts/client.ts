@@ -10,10 +10,10 @@ import { Ordering } from './ordering.ts'
 import { Outbox, type PendingSend } from './outbox.ts'
 import { Requests, type ReplyKind } from './requests.ts'
 import { checkState, createStateWriter, emptyState, memoryStore, type SavedState, type StateWriter, type Store } from './store.ts'
-import { catchUp } from './sync.ts'
+import { catchUp, type ConversationListPage } from './sync.ts'
 import { isDeviceId, parseTopic, presenceTopic } from './topics.ts'
 import {
-  decodeDownlink, toChatMessage, toGroupInfo, toHex, toHistoryPage, toMember, toReceipt, toSummary, wmq,
+  decodeDownlink, fromBase64, toBase64, toChatMessage, toGroupInfo, toHex, toHistoryPage, toMember, toReceipt, toSummary, wmq,
   type ChatMessage, type Content, type Context, type ConversationSummary, type DeletedEvent, type GroupInfo,
   type HistoryPage, type Member, type Receipt, type RecallEvent, type Recipient, type Role, type SendResult,
 } from './wire.ts'
@@ -121,15 +121,19 @@ export class ChatClient {
     return this.outbox?.pending() ?? []
   }
 
-  /** The conversation list since `since` (0: all), every page. */
-  async syncConversations (options: { since?: number } = {}): Promise<{ conversations: ConversationSummary[], cursor: number }> {
+  /**
+   * The conversations changed since the cursor a call before returned (omitted or '': all of them),
+   * every page, and the cursor to pass next time. A conversation comes once in a call; it can come
+   * again in the next when it changed while a long list was being paged.
+   */
+  async syncConversations (options: { since?: string } = {}): Promise<{ conversations: ConversationSummary[], cursor: string }> {
     await this.loaded
     const conversations: ConversationSummary[] = []
-    let cursor = options.since ?? 0
+    let cursor = options.since ?? ''
     for (;;) {
       const page = await this.listPage(cursor, this.settings.requestDeadlineMs)
       conversations.push(...page.summaries)
-      cursor = Math.max(cursor, page.cursor)
+      cursor = page.cursor
       if (!page.more || page.summaries.length === 0) return { conversations, cursor }
     }
   }
@@ -341,13 +345,18 @@ export class ChatClient {
     return toGroupInfo((await this.ask({ groupUpdate: update }, 'group', { retry: 'once' })).group!)
   }
 
-  private async listPage (since: number, deadlineMs?: number) {
-    const reply = await this.requests.request(ref => ({ ref, syncConversations: { since, limit: LIST_PAGE } }),
+  /** One page of the list; a cursor the broker cannot read (INVALID_ARGUMENT) is dropped for the whole list. */
+  private async listPage (cursor: string, deadlineMs?: number): Promise<ConversationListPage> {
+    const ask = (from: string) => this.requests.request(ref => ({ ref, syncConversations: { cursor: fromBase64(from), limit: LIST_PAGE } }),
       { expect: 'conversations', retry: 'resend', replyBytes: PAGE_BYTES, deadlineMs })
+    const reply = await ask(cursor).catch(err => {
+      if (cursor === '' || !(err instanceof ChatError) || err.code !== wmq.ErrorCode.INVALID_ARGUMENT) throw err
+      return ask('') // a cursor of an older broker, say: every conversation again is safe, skipping one is not
+    })
     const page = reply.conversations!
     const summaries = (page.conversations ?? []).map(s => toSummary(s, this.context))
     for (const s of summaries) if (s.peer) this.peers.set(s.conversation, s.peer)
-    return { summaries, cursor: Number(page.cursor ?? 0), more: Boolean(page.more) }
+    return { summaries, cursor: toBase64(page.cursor ?? new Uint8Array()), more: Boolean(page.more) }
   }
 
   /** A message in its turn: to the application, once. */

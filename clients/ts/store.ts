@@ -30,8 +30,12 @@ export interface SavedState {
   user: number
   /** The first catch-up finished: conversations seen from now on start at seq 0. */
   started: boolean
-  /** The conversation-list cursor (SyncConversations.since) of the last complete catch-up. */
-  cursor: number
+  /**
+   * The conversation-list cursor (SyncConversations.cursor, base64) the next catch-up starts from;
+   * '' before the first. A number here is a cursor of an older SDK, which could skip a change: it
+   * is read as ''.
+   */
+  cursor: string
   /** Conversation id (decimal) -> last seq applied to the application. */
   applied: Record<string, number>
   /** Unacknowledged sends, in the order the application made them. */
@@ -46,7 +50,7 @@ export interface Store {
 }
 
 export function emptyState (device: string): SavedState {
-  return { version: STATE_VERSION, device, user: 0, started: false, cursor: 0, applied: {}, outbox: [] }
+  return { version: STATE_VERSION, device, user: 0, started: false, cursor: '', applied: {}, outbox: [] }
 }
 
 /** The state a store returned, checked; a store of another device or version is refused, not guessed at. */
@@ -60,7 +64,7 @@ export function checkState (raw: unknown, device: string): SavedState {
     ...emptyState(device),
     user: Number(state.user) || 0,
     started: Boolean(state.started),
-    cursor: Number(state.cursor) || 0,
+    cursor: typeof state.cursor === 'string' ? state.cursor : '',
     applied: { ...state.applied },
     outbox: Array.isArray(state.outbox) ? state.outbox : [],
   }

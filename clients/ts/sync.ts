@@ -4,7 +4,7 @@
 // catch-up is what makes a lost session, an expired queue or a restarted broker cost latency and
 // never a message (DESIGN 1). Duplicates of what the session delivers are dropped by Ordering.
 //
-// How a new device starts: its first catch-up lists every conversation (cursor 0) and starts each
+// How a new device starts: its first catch-up lists every conversation (empty cursor) and starts each
 // at its current last_seq: nothing older is replayed as new `message` events (the application shows
 // older messages with history(), page by page, so a phone on 2G does not download years of chat at
 // its first login). Messages committed after that list are delivered in order. Sends the
@@ -15,16 +15,17 @@
 import type { Ordering } from './ordering.ts'
 import type { ConversationSummary } from './wire.ts'
 
-export interface ConversationListPage { summaries: ConversationSummary[], cursor: number, more: boolean }
+/** `cursor`: the broker's opaque list cursor, base64; '' asks for every conversation. */
+export interface ConversationListPage { summaries: ConversationSummary[], cursor: string, more: boolean }
 
 export interface CatchUpDeps {
   ordering: Ordering
-  /** One page of SyncConversations{since}. */
-  listPage (since: number): Promise<ConversationListPage>
+  /** One page of SyncConversations{cursor}. */
+  listPage (cursor: string): Promise<ConversationListPage>
   /** Whether the device finished a first catch-up before. */
   started: boolean
   /** The list is applied up to this cursor: store it. */
-  saveCursor (cursor: number): void
+  saveCursor (cursor: string): void
   /** History pulls run at most this many at a time (one TCP connection: more buys nothing on 2G). */
   parallelPulls: number
   /**
@@ -35,7 +36,7 @@ export interface CatchUpDeps {
 }
 
 /** Runs one catch-up from `since`; resolves with the conversations that changed. */
-export async function catchUp (deps: CatchUpDeps, since: number): Promise<ConversationSummary[]> {
+export async function catchUp (deps: CatchUpDeps, since: string): Promise<ConversationSummary[]> {
   const changed: ConversationSummary[] = []
   let cursor = since
   for (;;) {
@@ -49,8 +50,8 @@ export async function catchUp (deps: CatchUpDeps, since: number): Promise<Conver
     await inParallel(behind, deps.parallelPulls, conversation => deps.ordering.fill(conversation))
     if (deps.started) for (const summary of page.summaries) deps.changes(summary)
     // Stored only once every conversation of the page is applied: a crash before it means the
-    // next catch-up lists them again.
-    if (page.cursor > cursor) deps.saveCursor(cursor = page.cursor)
+    // next catch-up lists them again. A page's cursor goes on from it, the last one's after the list.
+    if (page.cursor !== cursor) deps.saveCursor(cursor = page.cursor)
     if (!page.more || page.summaries.length === 0) return changed
   }
 }

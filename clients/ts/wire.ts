@@ -53,10 +53,10 @@ export interface ConversationSummary {
   /** A group's name. */
   name: string
   readSeq: number
-  cursor: number
   /**
-   * Seqs recalled, and seqs the user deleted on another device, after the cursor the list was asked
-   * from (the latest 100 of each): what a device whose session was lost did not hear as events.
+   * Seqs recalled, and seqs the user deleted on another device, that the cursor the list was asked
+   * from had not seen (the latest 100 of each): what a device whose session was lost did not hear
+   * as events.
    */
   recalled: number[]
   deleted: number[]
@@ -157,7 +157,6 @@ export function toSummary (s: wmq.IConversationSummary, context: Context): Conve
     group: Boolean(s.group),
     name: s.name ?? '',
     readSeq: Number(s.readSeq ?? 0),
-    cursor: Number(s.cursor ?? 0),
     recalled: (s.recalled ?? []).map(Number),
     deleted: (s.deleted ?? []).map(Number),
   }

@@ -55,7 +55,7 @@ async function start (session: Session): Promise<void> {
 class ChatPage {
   private readonly model: ChatModel
   private readonly view: View
-  private listCursor = 0
+  private listCursor = ''
   private renderQueued = false
   private olderLoading = false
   private readonly readAsked = new Map<number, number>()
@@ -165,7 +165,7 @@ class ChatPage {
   private async refreshList (): Promise<void> {
     try {
       const { conversations, cursor } = await this.chat.syncConversations({ since: this.listCursor })
-      this.listCursor = Math.max(this.listCursor, cursor)
+      this.listCursor = cursor
       this.summaries(conversations)
     } catch (err) {
       console.warn('conversation list:', (err as Error).message)

@@ -18,18 +18,18 @@ async function mark (device: Device, conversation: number, deliveredSeq: number,
   return { user: Number(user), delivered: Number(delivered), read: Number(read) }
 }
 
-/** The conversation as the device's conversation-list sync shows it (since `since`), or null. */
-async function listed (device: Device, conversation: number, since = 0) {
-  const page = await ask(device, { syncConversations: { since } })
+/** The conversation as the device's conversation-list sync shows it (since `cursor`), or null. */
+async function listed (device: Device, conversation: number, cursor: Uint8Array = new Uint8Array()) {
+  const page = await ask(device, { syncConversations: { cursor } })
   const summary = (page.conversations?.conversations ?? []).find(c => Number(c.conversation) === conversation)
   return summary ? { unread: Number(summary.unread), readSeq: Number(summary.readSeq), lastSeq: Number(summary.lastSeq) } : null
 }
 
-const cursorOf = async (device: Device) => Number((await ask(device, { syncConversations: {} })).conversations!.cursor)
+const cursorOf = async (device: Device) => (await ask(device, { syncConversations: {} })).conversations!.cursor!
 
 const stateOf = async (tb: TestBroker, conversation: number, user: number) =>
-  (await tb.broker.db.query<{ delivered: number, read: number, activity: number }>(
-    'SELECT delivered_seq AS delivered, read_seq AS read, activity FROM members WHERE conversation_id = $1 AND user_id = $2',
+  (await tb.broker.db.query<{ delivered: number, read: number, changed: string }>(
+    'SELECT delivered_seq AS delivered, read_seq AS read, changed_in::text AS changed FROM members WHERE conversation_id = $1 AND user_id = $2',
     [conversation, user]))[0]
 
 eachMode(t, '1:1 receipts: stored, forward only, capped, on every device of both users', async (t, mode) => {
@@ -48,7 +48,7 @@ eachMode(t, '1:1 receipts: stored, forward only, capped, on every device of both
   t.same(await mark(a1, conversation, 3, 2), { user: alice, delivered: 3, read: 2 }, 'the reply carries the stored state')
   const marked = await stateOf(tb, conversation, alice)
   t.match(marked, { delivered: 3, read: 2 }, 'delivered 3 and read 2 are stored')
-  t.ok(marked.activity > unmarked.activity, "  with a new activity cursor on alice's membership")
+  t.ok(BigInt(marked.changed) > BigInt(unmarked.changed), "  alice's membership is marked changed by the receipt's transaction")
   await b1.next(d => d.receipt?.readSeq === 2, 'the receipt on b1')
   await a2.next(d => d.receipt?.readSeq === 2, 'the receipt on a2')
   t.same(receiptsOn(b1), [{ user: alice, delivered: 3, read: 2 }], 'the partner gets the receipt event')
@@ -62,9 +62,9 @@ eachMode(t, '1:1 receipts: stored, forward only, capped, on every device of both
   t.same(await mark(a2, conversation, 0, 4), { user: alice, delivered: 4, read: 4 }, 'read implies delivered')
   await a1.next(d => d.receipt?.readSeq === 4, 'the receipt of a2 on a1')
 
-  const { activity } = await stateOf(tb, conversation, alice)
+  const { changed } = await stateOf(tb, conversation, alice)
   t.same(await mark(a1, conversation, 1, 1), { user: alice, delivered: 4, read: 4 }, 'a receipt behind the stored state moves nothing back')
-  t.same(await stateOf(tb, conversation, alice), { delivered: 4, read: 4, activity }, '  nothing is written, the activity cursor included')
+  t.same(await stateOf(tb, conversation, alice), { delivered: 4, read: 4, changed }, '  nothing is written, the change mark included')
 
   t.same(await mark(a1, conversation, 2 ** 62, 99), { user: alice, delivered: 5, read: 5 }, 'seqs past the last one are capped to it')
   t.match(await stateOf(tb, conversation, alice), { delivered: 5, read: 5 }, '  and stored capped')
@@ -89,7 +89,7 @@ eachMode(t, 'refused receipts write nothing and tell nobody', async (t, mode) =>
   closeAtEnd(t, a1, b1, c1)
   const conversation = Number((await sendText(b1, { user: alice }, 'hello')).sendAck!.conversation)
   await sendText(b1, { user: alice }, 'again')
-  const snapshot = () => tb.broker.db.query('SELECT conversation_id, user_id, delivered_seq, read_seq, activity FROM members ORDER BY 1, 2')
+  const snapshot = () => tb.broker.db.query('SELECT conversation_id, user_id, delivered_seq, read_seq, changed_in::text FROM members ORDER BY 1, 2')
   const before = await snapshot()
 
   t.same(await mark(a1, 999, 1, 1), { error: UNKNOWN_CONVERSATION }, 'a conversation that does not exist: UNKNOWN_CONVERSATION')

@@ -17,19 +17,21 @@ eachMode(t, 'conversation list and history', async (t, mode) => {
   const list = (await ask(a1, { syncConversations: {} })).conversations!
   const rows = list.conversations!.map(c => ({ conversation: Number(c.conversation), last: Number(c.lastSeq), unread: Number(c.unread),
     peer: Number(c.peer), preview: c.last?.content?.text }))
+  t.ok(withBob < withCarol, 'the conversation with bob came first')
   t.same(rows, [
-    { conversation: withCarol, last: 1, unread: 1, peer: carol, preview: 'hi from carol' },
     { conversation: withBob, last: 11, unread: 1, peer: bob, preview: 'ab11 from bob' },
-  ], "alice's list: least recently active first, with last seq, unread (her own messages are read) and a preview")
+    { conversation: withCarol, last: 1, unread: 1, peer: carol, preview: 'hi from carol' },
+  ], "alice's list: in conversation order, with last seq, unread (her own messages are read) and a preview")
   t.equal(list.more, false)
 
   const bobsList = (await ask(b1, { syncConversations: {} })).conversations!.conversations!
   t.same(bobsList.map(c => [Number(c.unread), Number(c.readSeq)]), [[0, 11]], 'bob has read what he answered')
 
-  const cursor = Number(list.cursor)
-  t.same((await ask(a1, { syncConversations: { since: cursor } })).conversations!.conversations, [], 'nothing new since the cursor')
+  const cursor = list.cursor!
+  t.ok(cursor.length > 0 && cursor.length < 40, `the cursor is a few bytes (${cursor.length})`)
+  t.same((await ask(a1, { syncConversations: { cursor } })).conversations!.conversations, [], 'nothing new since the cursor')
   await sendText(c1, { user: alice }, 'another')
-  const since = (await ask(a1, { syncConversations: { since: cursor } })).conversations!
+  const since = (await ask(a1, { syncConversations: { cursor } })).conversations!
   t.same(since.conversations!.map(c => [Number(c.conversation), Number(c.unread)]), [[withCarol, 2]], 'only the conversation that changed')
   const limited = (await ask(a1, { syncConversations: { limit: 1 } })).conversations!
   t.same([limited.conversations!.length, limited.more], [1, true], 'a limited page says there is more')

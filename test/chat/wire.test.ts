@@ -24,11 +24,11 @@ t.test('pages', async t => {
   const history = wmq.Downlink.decode(historyBytes(5, { conversation: 7, more: true, lastSeq: 301 }, [messageBytes(stored), messageBytes({ ...stored, seq: 301 })]))
   t.same([history.ref, Number(history.history!.conversation), history.history!.more, history.history!.messages!.map(m => Number(m.seq)),
     history.history!.messages![1].content!.text], [5, 7, true, [300, 301], 'twenty characters!!!'])
-  const page = wmq.Downlink.decode(conversationPageBytes(6, { cursor: 99, more: false }, [
+  const page = wmq.Downlink.decode(conversationPageBytes(6, { cursor: Uint8Array.of(1, 2, 3), more: false }, [
     { summary: { conversation: 7, lastSeq: 300, unread: 2, peer: 42 }, last: messageBytes(stored) },
     { summary: { conversation: 8, lastSeq: 0 }, last: null },
   ]))
   const [first, second] = page.conversations!.conversations!
-  t.same([page.ref, Number(page.conversations!.cursor), Number(first.unread), first.last!.content!.text, second.last],
-    [6, 99, 2, 'twenty characters!!!', null])
+  t.same([page.ref, [...page.conversations!.cursor!], Number(first.unread), first.last!.content!.text, second.last],
+    [6, [1, 2, 3], 2, 'twenty characters!!!', null])
 })

@@ -99,3 +99,30 @@ eachMode(t, 'recalls and deletions made while the session was lost reach the app
   if (mode === 'embedded') t.same([recalls.length, deleted.length], [1, 1], 'once each: the lost session brought nothing')
   t.same(after.messages, [], 'and no message again')
 })
+
+// PROTOCOL.md, SyncConversations: a stored cursor the broker cannot read (one of an older broker,
+// say) is dropped for the whole list: the catch-up still finds what the device missed.
+eachMode(t, 'a stored list cursor the broker cannot read is replaced by the whole list', async (t, mode) => {
+  const tb = await startTestBroker(t, mode)
+  await tb.addUser('alice')
+  const bob = await tb.addUser('bob')
+  const a1 = await sdkClient(t, tb, 'alice', 'a1')
+  const store = memoryStore()
+  const before = await sdkClient(t, tb, 'bob', 'b1', { store })
+  await Promise.all([a1.client.whenSynced(), before.client.whenSynced()])
+  await a1.client.send({ user: bob }, 'm1')
+  await waitFor(() => before.messages.length === 1, 'm1 on b1')
+  await before.client.close()
+  t.not(store.saved!.cursor, '', 'a cursor was stored')
+  await store.save({ ...store.saved!, cursor: Buffer.from([1, 7]).toString('base64') }) // unreadable: version 1, flags 7
+
+  await a1.client.send({ user: bob }, 'm2')
+  await tb.restart() // embedded: b1's queue is lost, so only the catch-up can bring m2
+  const after = await sdkClient(t, tb, 'bob', 'b1', { store })
+  await waitFor(() => after.messages.length === 1, 'm2 on b1 after the restart')
+  await after.client.whenSynced()
+  t.same(seqTexts(after.messages), [[2, 'm2']], 'm2 arrives, once')
+  t.match(tb.logs.join('\n'), /request refused .*code=INVALID_ARGUMENT/, 'the broker refused the unreadable cursor')
+  t.not(store.saved!.cursor, 'AQc=', 'and a cursor the broker gave replaced it')
+  t.same((await after.client.syncConversations({ since: store.saved!.cursor })).conversations, [], 'one it reads: nothing new since it')
+})
