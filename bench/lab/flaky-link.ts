@@ -313,9 +313,9 @@ class Connection {
     const next = this.schedule?.next()
     if (!next || next.done) return
     const event = next.value
-    const wait = Math.max(0, this.scheduleStart + event.atMs - performance.now())
-    if (wait > maxTimerMs) return // beyond Node's timer range (24.8 days): never, for a lab run
-    this.eventTimer = setTimeout(() => {
+    const due = this.scheduleStart + event.atMs
+    if (due - performance.now() > maxTimerMs) return // beyond Node's timer range (24.8 days): never, for a lab run
+    const apply = () => {
       this.eventTimer = undefined
       if (event.kind === 'stall') {
         this.stall(event.durationMs, true)
@@ -325,7 +325,13 @@ class Connection {
       } else {
         this.drop(true)
       }
-    }, wait)
+    }
+    // A timer counts from the event loop's cached time, which lags performance.now() by however long
+    // the current turn has run: it can fire early by that much. An early one waits again (as flush() does).
+    const arm = () => {
+      this.eventTimer = setTimeout(() => (performance.now() < due ? arm() : apply()), Math.max(0, Math.ceil(due - performance.now())))
+    }
+    arm()
   }
 
   private finish(): void {
