@@ -61,19 +61,30 @@ export function processesWhere(test: (cmdline: string) => boolean): number[] {
   return pids
 }
 
-function machineTicks(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]
-  const ticks = line.trim().split(/\s+/).slice(1).map(Number)
+/**
+ * The machine's CPU time since boot, in ticks: busy, all, and stolen (time this virtual machine
+ * was ready to run but its host ran something else; nothing inside the machine used it). The
+ * fields of /proc/stat's first line: user nice system idle iowait irq softirq steal, then guest
+ * time, which user and nice already hold.
+ */
+export function machineTicksOf(line: string): { busy: number; total: number; stolen: number } {
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
   const total = ticks.reduce((a, b) => a + b, 0)
   const idle = ticks[3] + (ticks[4] ?? 0)
-  return { busy: total - idle, total }
+  return { busy: total - idle, total, stolen: ticks[7] ?? 0 }
 }
+
+const machineTicks = () => machineTicksOf(readFileSync('/proc/stat', 'utf8').split('\n')[0])
 
 export interface CpuShare {
   /** Percent of one core, per role, over the measured span. */
   byRole: Record<string, number>
-  /** Percent of the whole machine (all cores) busy, and the part no measured role explains. */
+  /**
+   * Percent of the whole machine (all cores) busy; the part of it the host took (steal); and the
+   * rest that no measured role explains (other processes, interrupts).
+   */
   machineBusy: number
+  stolen: number
   others: number
   cores: number
   loadAverage: number[]
@@ -129,9 +140,11 @@ export function startCpuMeter(roles: () => Promise<Record<string, number[]>>): {
       for (const role of new Set([...seen.values()].map((entry) => entry.role))) byRole[role] = Math.round(((used[role] ?? 0) / seconds) * 1000) / 10
       const now = machineTicks()
       const cores = os.cpus().length
-      const machineBusy = Math.round(((now.busy - machine.busy) / Math.max(1, now.total - machine.total)) * 1000) / 10
+      const share = (ticks: number) => Math.round((ticks / Math.max(1, now.total - machine.total)) * 1000) / 10
+      const machineBusy = share(now.busy - machine.busy)
+      const stolen = share(now.stolen - machine.stolen)
       const ours = Object.values(byRole).reduce((a, b) => a + b, 0) / cores
-      return { byRole, machineBusy, others: Math.max(0, Math.round((machineBusy - ours) * 10) / 10), cores, loadAverage: os.loadavg() }
+      return { byRole, machineBusy, stolen, others: Math.max(0, Math.round((machineBusy - stolen - ours) * 10) / 10), cores, loadAverage: os.loadavg() }
     },
   }
 }

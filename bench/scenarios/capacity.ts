@@ -19,7 +19,7 @@ import type { Progress } from '../progress.ts'
 import { ms, n0, type Table } from '../report.ts'
 import { openFileLimit, openFiles, startCpuMeter, type CpuShare } from '../system.ts'
 import type { Target } from '../targets.ts'
-import { requireTargets, timingsFor, withTarget, type Arguments, type Scenario } from './common.ts'
+import { MACHINE_ROW, machineCell, requireTargets, timingsFor, withTarget, type Arguments, type Scenario } from './common.ts'
 
 export interface CapacityPlan {
   /** Sessions asked for; fewer are tried when the broker cannot hold them. */
@@ -294,7 +294,7 @@ export const capacity: Scenario = {
         ['broker heap per session', ...results.map((r) => kb(r.heapPerSession))],
         [`still connected after ${plan.holdSeconds} s idle`, ...results.map((r) => n0(r.stillConnected))],
         ...['broker', 'postgres', 'generator'].map((role) => [`CPU ${role} while connecting`, ...results.map((r) => (r.cpu.byRole[role] === undefined ? '-' : `${r.cpu.byRole[role]}%`))]),
-        ['machine busy / outside the run', ...results.map((r) => `${r.cpu.machineBusy}% / ${r.cpu.others}%`)],
+        [MACHINE_ROW, ...results.map(machineCell)],
       ],
     }
     return {

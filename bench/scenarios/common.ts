@@ -5,7 +5,7 @@ import { retransmissionMs, roundTripMs, type Profile } from '../lab/profiles.ts'
 import type { Generator, GeneratorOptions, PhaseOptions } from '../generator.ts'
 import type { Progress } from '../progress.ts'
 import { summarizePhase, type PhaseSummary, type ScenarioReport } from '../report.ts'
-import { loopDelayOf, startCpuMeter } from '../system.ts'
+import { loopDelayOf, startCpuMeter, type CpuShare } from '../system.ts'
 import { mosquitto, startWeakmq, type Target } from '../targets.ts'
 
 export interface Arguments {
@@ -147,12 +147,21 @@ export async function measuredPhase(generator: Generator, target: Target, phase:
   return summarizePhase(label, result, { cpu, commitsPerSecond, loop })
 }
 
+export const MACHINE_ROW = 'machine busy / outside the run / taken by the host'
+
+/** The machine's row of a table; results written before the host's share was measured have none. */
+export function machineCell(phase: { cpu?: CpuShare | null }): string {
+  if (!phase.cpu) return '-'
+  return `${phase.cpu.machineBusy}% / ${phase.cpu.others}% / ${phase.cpu.stolen === undefined ? '-' : `${phase.cpu.stolen}%`}`
+}
+
 /** A CPU line for the notes: who used what, and how busy the machine was. */
 export function cpuNote(phase: PhaseSummary): string {
   if (!phase.cpu) return ''
   const roles = Object.entries(phase.cpu.byRole).map(([role, pct]) => `${role} ${pct}%`).join(', ')
   return `${phase.target} ${phase.phase}: CPU (percent of one core) ${roles}; machine ${phase.cpu.machineBusy}% busy ` +
-    `of ${phase.cpu.cores} cores, ${phase.cpu.others}% by processes outside the run; load average ${phase.cpu.loadAverage.map((v) => v.toFixed(1)).join(' ')}` +
+    `of ${phase.cpu.cores} cores, ${phase.cpu.others}% by processes outside the run, ${phase.cpu.stolen}% taken by the host (steal); ` +
+    `load average ${phase.cpu.loadAverage.map((v) => v.toFixed(1)).join(' ')}` +
     (phase.commitsPerSecond ? `; ${phase.commitsPerSecond} Postgres transactions/s` : '')
 }
 

@@ -8,14 +8,14 @@
 // devices of every pair are on different nodes (issue 6: 1 and 2 nodes).
 import { Generator, type PhaseOptions } from '../generator.ts'
 import { deliveriesChartOf, latencyChartOf, n0, ms, phaseRows, steadyRate, type PhaseSummary, type Table } from '../report.ts'
-import { cpuNote, measuredPhase, requireTargets, timingsFor, withTarget, type Scenario } from './common.ts'
+import { cpuNote, MACHINE_ROW, machineCell, measuredPhase, requireTargets, timingsFor, withTarget, type Scenario } from './common.ts'
 import { openCommitProbe, type ProbeResult } from './storage.ts'
 
 export function cpuRows(phases: PhaseSummary[]): string[][] {
   const roles = [...new Set(phases.flatMap((p) => Object.keys(p.cpu?.byRole ?? {})))]
   return [
     ...roles.map((role) => [`CPU ${role} (% of one core)`, ...phases.map((p) => (p.cpu?.byRole[role] === undefined ? '-' : `${p.cpu.byRole[role]}%`))]),
-    ['machine busy / outside the run', ...phases.map((p) => (p.cpu ? `${p.cpu.machineBusy}% / ${p.cpu.others}%` : '-'))],
+    [MACHINE_ROW, ...phases.map(machineCell)],
     ['event-loop delay p99 / max: broker', ...phases.map((p) => (p.loop?.broker ? `${ms(p.loop.broker.p99)} / ${ms(p.loop.broker.max)}` : '-'))],
     ['event-loop delay p99 / max: generator', ...phases.map((p) => (p.loop ? `${ms(p.loop.generator.p99)} / ${ms(p.loop.generator.max)}` : '-'))],
     ['Postgres transactions / s (xact_commit)', ...phases.map((p) => n0(p.commitsPerSecond))],
@@ -28,6 +28,8 @@ const ISSUE_RATE = 10_000
 const PHASES = ['max', 'half', 'rate']
 /** Seconds at the set rate before the first measured phase, when no max phase comes first. */
 const WARM_UP_SECONDS = 5
+/** Percent of the machine taken by the host (steal) from which a latency note says so. */
+const STOLEN_NOTABLE = 2
 /** One probe commit every this many ms beside each weakmq phase (storage.ts). */
 const PROBE_GAP_MS = 50
 
@@ -121,17 +123,22 @@ export const throughput: Scenario = {
       ],
     }
     const notes: string[] = []
-    const met = (p99: number) => (p99 < 50 ? ' (met)' : ' (not met)')
+    // A phase during which the host ran other machines on these cores measured the host too: a
+    // latency tail follows the host's bursts, which no code inside the machine can shorten.
+    const met = (p99: number, phase?: PhaseSummary) => (p99 < 50 ? ' (met)' : ' (not met)') +
+      (phase?.cpu?.stolen !== undefined && phase.cpu.stolen >= STOLEN_NOTABLE
+        ? `; the host took ${phase.cpu.stolen}% of the machine's CPU time during that phase (steal), so that p99 measured the host as well`
+        : '')
     if (sustained.weakmq !== undefined) {
       notes.push(`issue 3 target >= 10,000 msg/s sustained: weakmq measured ${n0(sustained.weakmq)} msg/s` +
         (sustained.weakmq < ISSUE_RATE ? ` (short by ${Math.round(100 - sustained.weakmq / 100)}%)` : ' (met)'))
       const half = phases.find((p) => p.target.startsWith('weakmq') && p.phase.startsWith('half'))
-      if (half) notes.push(`issue 3 target p99 < 50 ms at half rate, half the measured ${n0(sustained.weakmq)}: weakmq measured p99 ${ms(half.latency.p99)} at ${n0(sustained.weakmq / 2)} msg/s` + met(half.latency.p99))
+      if (half) notes.push(`issue 3 target p99 < 50 ms at half rate, half the measured ${n0(sustained.weakmq)}: weakmq measured p99 ${ms(half.latency.p99)} at ${n0(sustained.weakmq / 2)} msg/s` + met(half.latency.p99, half))
     }
     for (let i = 1; i <= repeat; i++) {
       const set = phases.find((p) => p.target.startsWith('weakmq') && p.phase === setPhaseName(i))
       if (set) notes.push(`issue 3 target p99 < 50 ms at ${n0(setRate)} msg/s${setRate === ISSUE_RATE / 2 ? ', half the 10,000 to reach' : ''}` +
-        `${repeat > 1 ? ` (${i} of ${repeat})` : ''}: weakmq measured p99 ${ms(set.latency.p99)}` + met(set.latency.p99))
+        `${repeat > 1 ? ` (${i} of ${repeat})` : ''}: weakmq measured p99 ${ms(set.latency.p99)}` + met(set.latency.p99, set))
     }
     if (sustained.weakmq !== undefined && sustained.mosquitto) {
       notes.push(`ratio weakmq / Mosquitto, sustained msg/s: ${(sustained.weakmq / sustained.mosquitto).toFixed(3)} (${n0(sustained.weakmq)} / ${n0(sustained.mosquitto)})`)

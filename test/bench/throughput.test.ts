@@ -7,6 +7,7 @@ import t from 'tap'
 import { Progress } from '../../bench/progress.ts'
 import type { Arguments } from '../../bench/scenarios/common.ts'
 import { throughput } from '../../bench/scenarios/throughput.ts'
+import { machineTicksOf } from '../../bench/system.ts'
 
 const quiet = new Progress(process.stderr, true)
 const tiny: Arguments = {
@@ -34,6 +35,18 @@ t.test('--phases rate --repeat 2: two phases at the set rate, nothing else, each
   t.equal(loop.broker, null, 'the broker in this process: its loop is the generator\'s, not measured apart')
   t.ok(loop.generator.max > 0, 'the generator\'s event-loop delay is measured per phase')
   t.ok(report.table.rows.some(row => row[0] === 'event-loop delay p99 / max: generator'), 'and reported')
+  const cpu = (phases[0] as unknown as { cpu: { machineBusy: number, stolen: number, others: number } }).cpu
+  t.ok(cpu.stolen >= 0 && cpu.stolen <= cpu.machineBusy, `the host's share (steal) is measured per phase: ${cpu.stolen}% of ${cpu.machineBusy}% busy`)
+  const machine = report.table.rows.find(row => row[0] === 'machine busy / outside the run / taken by the host')
+  t.match(machine?.[1], /^[\d.]+% \/ [\d.]+% \/ [\d.]+%$/, 'and reported beside what other processes took')
+})
+
+t.test('the machine\'s CPU time: steal is the host\'s, and guest time is not counted twice', async (t) => {
+  // user nice system idle iowait irq softirq steal guest guest_nice, as /proc/stat writes them
+  const ticks = machineTicksOf('cpu  700 0 100 900 50 0 30 120 40 0')
+  t.same(ticks, { busy: 700 + 100 + 30 + 120, total: 700 + 100 + 900 + 50 + 30 + 120, stolen: 120 },
+    'steal counts as busy (the machine could not run), idle and iowait do not, guest is inside user')
+  t.same(machineTicksOf('cpu  5 0 1 90 4 0 0'), { busy: 6, total: 100, stolen: 0 }, 'a kernel without a steal field: none stolen')
 })
 
 t.test('phases it cannot run are refused before anything starts', async (t) => {
