@@ -5,7 +5,7 @@ import { resolve } from 'node:path'
 import { ConfigError, StartError, loadConfig } from './config.ts'
 import { ListenError, WS_PATH } from './listeners.ts'
 import { createLogger } from './log.ts'
-import { startBroker } from './server.ts'
+import { inMemory, startBroker } from './server.ts'
 
 async function main (): Promise<void> {
   const config = loadConfig(process.argv.slice(2))
@@ -14,7 +14,7 @@ async function main (): Promise<void> {
   const where = Object.entries(broker.ports)
     .map(([name, port]) => `${name} ${port}${name.startsWith('W') ? WS_PATH : ''}`).join(', ')
   log.info(`broker ${broker.aedes.id} listening: ${where}`, {
-    history: config.databaseUrl ? 'postgres (DATABASE_URL)' : `pglite in ${resolve(config.dataDir)}`,
+    history: config.databaseUrl ? 'postgres (DATABASE_URL)' : inMemory(config) ? 'pglite in memory (DATA_DIR=memory)' : `pglite in ${resolve(config.dataDir)}`,
     sessions: config.redisUrl ? (config.redisCluster ? 'redis cluster (REDIS_URL)' : 'redis (REDIS_URL)') : 'memory',
   })
   let stopping = false
