@@ -3,11 +3,13 @@
 // how far the p99 moves between runs of one setting. A tiny run on PGlite in this process: no
 // timing assertions (the figures belong in BENCHMARKS.md), only that the phases asked for ran,
 // balanced, and are reported.
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { Progress } from '../../bench/progress.ts'
 import type { Arguments } from '../../bench/scenarios/common.ts'
 import { throughput } from '../../bench/scenarios/throughput.ts'
 import { machineTicksOf } from '../../bench/system.ts'
+import { BROKER_NODE_FLAGS } from '../../bench/targets.ts'
 
 const quiet = new Progress(process.stderr, true)
 const tiny: Arguments = {
@@ -53,4 +55,10 @@ t.test('phases it cannot run are refused before anything starts', async (t) => {
   await t.rejects(throughput.run({ args: { ...tiny, phases: ['half', 'rate'] }, progress: quiet }), /half .* needs max/)
   await t.rejects(throughput.run({ args: { ...tiny, phases: ['fast'] }, progress: quiet }), /unknown phase "fast"; known: max, half, rate/)
   await t.rejects(throughput.run({ args: { ...tiny, phases: ['rate'], repeat: 1.5 }, progress: quiet }), /--repeat must be a whole number/)
+})
+
+t.test('the bench runs the broker with the Node flags npm start gives it', async (t) => {
+  const start: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).scripts.start
+  t.ok(BROKER_NODE_FLAGS.length > 0)
+  for (const flag of BROKER_NODE_FLAGS) t.ok(start.split(' ').includes(flag), `npm start ("${start}") has ${flag}`)
 })
