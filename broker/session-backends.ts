@@ -230,6 +230,8 @@ export function rememberMatches<T extends object> (store: T): T {
     const change = matching[name].bind(store) as (...args: unknown[]) => unknown
     matching[name] = (...args: unknown[]) => {
       changed()
+      const done = args.at(-1)
+      if (typeof done === 'function') args[args.length - 1] = (...results: unknown[]) => { changed(); done(...results) }
       const result = change(...args)
       if (result instanceof Promise) result.then(changed, changed)
       return result

@@ -42,3 +42,13 @@ t.test('an answer found while a change was under way is not kept', async (t) => 
   await subscribing
   t.same(await reached(store, 'u/1'), ['a1'], 'the next question sees the subscribe')
 })
+
+t.test('a change asked for with a callback still calls back, and is seen after', async (t) => {
+  const store = rememberMatches(memoryPersistence()) as Store & { addSubscriptions (client: object, subs: object[], cb: () => void): void }
+  const ready = new Promise<void>(resolve => (store as unknown as { once (event: string, f: () => void): void }).once('ready', resolve))
+  Object.assign(store, { broker: { id: 'test' } }) // as aedes does; callbacks wait for it
+  await ready
+  t.same(await reached(store, 'u/1'), [])
+  await new Promise<void>(resolve => store.addSubscriptions({ id: 'a1' }, [{ topic: 'u/1', qos: 1 }], resolve))
+  t.same(await reached(store, 'u/1'), ['a1'])
+})
