@@ -214,8 +214,8 @@ type Matches = Array<{ clientId: string }>
  * every send asks it for the sender's inbox (copyForSender): a walk of the subscription trie each
  * time, 4% of the broker's samples at 5,000 msg/s. The memory store's subscriptions change only
  * through its own methods, so the answer per topic is kept until the next change begins, and not
- * kept when a change began while it was being found. (The Redis store's change on other nodes.)
- * The lists are shared: the callers only read them.
+ * kept when a change began while it was being found. The Redis store is not wrapped: its
+ * subscriptions also change on other nodes. The lists are shared: the callers only read them.
  */
 export function rememberMatches<T extends object> (store: T): T {
   const matching = store as unknown as MatchingStore
