@@ -114,11 +114,9 @@ eachMode(t, "the sender's other devices: away, and on a clean session", async (t
   t.same(textsOf(a1), [], 'a1 gets no echo')
 })
 
-// A request's PUBACK leaves after its reply (hooks.ts), so the two travel together: one segment
-// less per request on a mobile link. mqtt.js calls back a QoS 1 publish at its PUBACK, and takes
-// the packets of a connection in the order they came. With Redis sessions (services) aedes counts
-// a reply published once Redis has it, before it comes back to be written: the PUBACK may then
-// come first, and only the reply and the PUBACK of each request are checked.
+// A QoS 1 request's PUBACK leaves when aedes takes the request, before its reply (hooks.ts): a
+// send's reply waits for its commit, and its PUBACK held back with it held back the device's next
+// packets as well. The PUBACKs still leave in the order the requests came.
 t.test("sends waiting for Postgres hold back neither the device's next request nor its reply", async t => {
   // PROTOCOL.md section 3: requests are taken in order, replies come as they are ready. Sends
   // blocked in Postgres (their conversation row locked by this test) must not hold back the ping
