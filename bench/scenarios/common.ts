@@ -149,10 +149,9 @@ export async function measuredPhase(generator: Generator, target: Target, phase:
 
 export const MACHINE_ROW = 'machine busy / outside the run / taken by the host'
 
-/** The machine's row of a table; results written before the host's share was measured have none. */
+/** A phase's cell in the MACHINE_ROW of a table. */
 export function machineCell(phase: { cpu?: CpuShare | null }): string {
-  if (!phase.cpu) return '-'
-  return `${phase.cpu.machineBusy}% / ${phase.cpu.others}% / ${phase.cpu.stolen === undefined ? '-' : `${phase.cpu.stolen}%`}`
+  return phase.cpu ? `${phase.cpu.machineBusy}% / ${phase.cpu.others}% / ${phase.cpu.stolen}%` : '-'
 }
 
 /** A CPU line for the notes: who used what, and how busy the machine was. */
