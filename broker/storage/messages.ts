@@ -33,34 +33,88 @@ export type SendOutcome =
 const key = (sender: number, clientMsgId: Uint8Array) => `${sender}:${Buffer.from(clientMsgId).toString('base64')}`
 const buffers = (list: Uint8Array[]) => list.map(b => Buffer.from(b.buffer, b.byteOffset, b.byteLength))
 
-// A batch is stored in arrival order: `planSends`, then `writePlan`.
+// A batch is stored in arrival order: a plan (`planSends` reads for it, `planFromCache` reuses
+// what earlier reads found), then `writePlan`, which checks that what the plan relied on still holds.
 // DESIGN 3: a repeat of (sender, client_msg_id), earlier or in this batch, returns the first.
 // DESIGN 2: each new message gets seq = last + 1 of its conversation.
 
 type Decision = SendOutcome | { fresh: PendingSend, index: number, place: number }
 
-/** What a batch will store, decided from one round of reads. */
+/** A conversation as a plan sees it: its active members, at its members_version (migration 007). */
+export interface ConversationPlan { isGroup: boolean, members: number[], version: number }
+
+/** What a 1:1 verdict read from a user's row: their blocks and contacts, and who may start a chat. */
+interface UserPolicy { contactVersion: number, startChat: number }
+
+/** What a batch will store, decided from one round of reads or from a writer's cache of them. */
 export interface SendPlan {
   decisions: Decision[]
   counts: Map<number, number>
-  known: Map<number, { isGroup: boolean, members: number[] }>
+  known: Map<number, ConversationPlan>
+  /** The users whose rows allowed the batch's 1:1 sends, as they were read: the write checks them. */
+  users: Map<number, UserPolicy>
   /** Some send was refused by its recipient's policy (a read that a write just before may change). */
   refusedByPolicy: boolean
+}
+
+/**
+ * What a writer's reads found, kept to plan later batches without reading (issue 3 §3): the
+ * conversations, and the 1:1 pairs found allowed with the users' rows they were found at. Nothing
+ * else is kept: a repeat is found by the write's unique key, a refusal is read again.
+ */
+export interface PlanCache {
+  conversations: Map<number, ConversationPlan>
+  allowed: Map<string, { sender: UserPolicy, recipient: UserPolicy }>
+}
+
+/** Entries a cache keeps at most, members counted one each: then it starts again, empty. */
+const CACHE_ENTRIES = 1_000_000
+
+export const createPlanCache = (): PlanCache => ({ conversations: new Map(), allowed: new Map() })
+
+/** Drops what a batch's plan relied on, so that its next plan reads it again. */
+export function forgetPlanned (cache: PlanCache, sends: PendingSend[]): void {
+  for (const send of sends) {
+    cache.conversations.delete(send.conversation)
+    if (send.recipient !== undefined) cache.allowed.delete(pairKey(send.sender, send.recipient))
+  }
+}
+
+/** The plan of a batch from the cache alone; null when a send needs a read (the batch is then read). */
+export function planFromCache (cache: PlanCache, sends: PendingSend[]): SendPlan | null {
+  const known = new Map<number, ConversationPlan>() // the entries as now: the cache may change before the write ends
+  const users = new Map<number, UserPolicy>()
+  const expect = (user: number, policy: UserPolicy) => {
+    const seen = users.get(user)
+    users.set(user, policy)
+    return !seen || (seen.contactVersion === policy.contactVersion && seen.startChat === policy.startChat)
+  }
+  for (const send of sends) {
+    const conversation = cache.conversations.get(send.conversation)
+    if (!conversation || conversation.isGroup !== send.toGroup || !conversation.members.includes(send.sender)) return null
+    known.set(send.conversation, conversation)
+    if (send.recipient === undefined || send.recipient === send.sender) continue
+    const pair = cache.allowed.get(pairKey(send.sender, send.recipient))
+    if (!pair || !expect(send.sender, pair.sender) || !expect(send.recipient, pair.recipient)) return null
+  }
+  return decide(sends, new Map(), known, () => 'ok', users)
 }
 
 /** One row of a batch's reads: a stored send it repeats, a member of its conversation, or a verdict. */
 type PlanRow =
   | { part: 'repeat' } & StoredMessage
-  | { part: 'member', conversation: number, isGroup: boolean, member: number | null }
-  | { part: 'verdict', sender: number, recipient: number, verdict: DirectVerdict }
+  | { part: 'member', conversation: number, isGroup: boolean, member: number | null, version: number }
+  | { part: 'verdict', sender: number, recipient: number, verdict: DirectVerdict } &
+    { senderVersion: number, senderStartChat: number, recipientVersion: number, recipientStartChat: number }
 
 /**
  * The reads of a batch in one statement (the repeats, the conversations with their members, the
  * recipients' verdicts), and each send's fate in arrival order; new ones numbered within their
  * conversation. One statement, not three: each statement cost the broker a write to Postgres's
- * socket and a wakeup of a backend, and Postgres its parse and plan.
+ * socket and a wakeup of a backend, and Postgres its parse and plan. What it finds goes into
+ * `cache` for the batches after it.
  */
-export async function planSends (db: Queryable, sends: PendingSend[]): Promise<SendPlan> {
+export async function planSends (db: Queryable, sends: PendingSend[], cache?: PlanCache): Promise<SendPlan> {
   const direct = sends.filter(s => s.recipient !== undefined && s.recipient !== s.sender)
   const pairs = [...new Map(direct.map(s => [pairKey(s.sender, s.recipient!), s])).values()] // a verdict per pair
   // Each repeat is looked up by its unique key: as a plain join, the planner hashed the whole
@@ -69,35 +123,65 @@ export async function planSends (db: Queryable, sends: PendingSend[]): Promise<S
   const rows = await db.query<PlanRow>(
     `SELECT 'repeat' AS part, m.conversation_id AS conversation, m.seq, m.sender_id AS sender, m.client_msg_id AS "clientMsgId",
             m.sent_at AS time, m.content, m.recalled, c.is_group AS "isGroup",
-            NULL::bigint AS member, NULL::bigint AS recipient, NULL::text AS verdict
+            NULL::bigint AS member, NULL::bigint AS version, NULL::bigint AS recipient, NULL::text AS verdict,
+            NULL::bigint AS "senderVersion", NULL::smallint AS "senderStartChat",
+            NULL::bigint AS "recipientVersion", NULL::smallint AS "recipientStartChat"
        FROM unnest($1::bigint[], $2::bytea[]) AS k(sender, cmid)
        CROSS JOIN LATERAL (SELECT * FROM messages m WHERE m.sender_id = k.sender AND m.client_msg_id = k.cmid LIMIT 1) m
        JOIN conversations c ON c.id = m.conversation_id
      UNION ALL
-     SELECT 'member', c.id, NULL, NULL, NULL, NULL, NULL, NULL, c.is_group, mb.user_id, NULL, NULL
+     SELECT 'member', c.id, NULL, NULL, NULL, NULL, NULL, NULL, c.is_group, mb.user_id, c.members_version, NULL, NULL, NULL, NULL, NULL, NULL
        FROM conversations c LEFT JOIN members mb ON mb.conversation_id = c.id AND mb.left_seq IS NULL
       WHERE c.id = ANY($3::bigint[])
      UNION ALL
-     SELECT 'verdict', NULL, NULL, v.sender, NULL, NULL, NULL, NULL, NULL, NULL, v.recipient, v.verdict
-       FROM (${directVerdictsSql('$4', '$5')}) v`,
+     SELECT 'verdict', NULL, NULL, v.sender, NULL, NULL, NULL, NULL, NULL, NULL, NULL, v.recipient, v.verdict,
+            s.contact_version, s.start_chat, r.contact_version, r.start_chat
+       FROM (${directVerdictsSql('$4', '$5')}) v
+       LEFT JOIN users s ON s.id = v.sender LEFT JOIN users r ON r.id = v.recipient`,
     [sends.map(s => s.sender), buffers(sends.map(s => s.clientMsgId)), [...new Set(sends.map(s => s.conversation))],
       pairs.map(s => s.sender), pairs.map(s => s.recipient!)], 'plan-sends')
   const earlier = new Map<string, StoredMessage>()
-  const known = new Map<number, { isGroup: boolean, members: number[] }>()
+  const known = new Map<number, ConversationPlan>()
   const verdicts = new Map<string, DirectVerdict>()
+  const users = new Map<number, UserPolicy>()
+  const allowed: PlanCache['allowed'] = new Map()
   for (const row of rows) {
     if (row.part === 'repeat') {
       const { part: _, ...message } = row
       earlier.set(key(message.sender, message.clientMsgId!), message)
     } else if (row.part === 'member') {
-      const entry = known.get(row.conversation) ?? { isGroup: row.isGroup, members: [] }
+      const entry = known.get(row.conversation) ?? { isGroup: row.isGroup, members: [], version: row.version }
       if (row.member !== null) entry.members.push(row.member)
       known.set(row.conversation, entry)
-    } else verdicts.set(pairKey(row.sender, row.recipient), row.verdict)
+    } else {
+      verdicts.set(pairKey(row.sender, row.recipient), row.verdict)
+      if (row.verdict !== 'ok') continue
+      const sender = { contactVersion: row.senderVersion, startChat: row.senderStartChat }
+      const recipient = { contactVersion: row.recipientVersion, startChat: row.recipientStartChat }
+      users.set(row.sender, sender).set(row.recipient, recipient)
+      allowed.set(pairKey(row.sender, row.recipient), { sender, recipient })
+    }
   }
+  if (cache) remember(cache, known, allowed)
   const verdictOf = (send: PendingSend): DirectVerdict =>
     send.recipient === undefined || send.recipient === send.sender ? 'ok' : verdicts.get(pairKey(send.sender, send.recipient))!
+  return decide(sends, earlier, known, verdictOf, users)
+}
 
+function remember (cache: PlanCache, known: Map<number, ConversationPlan>, allowed: PlanCache['allowed']): void {
+  let entries = cache.allowed.size
+  for (const conversation of cache.conversations.values()) entries += 1 + conversation.members.length
+  if (entries > CACHE_ENTRIES) {
+    cache.conversations.clear()
+    cache.allowed.clear()
+  }
+  for (const [id, conversation] of known) cache.conversations.set(id, conversation)
+  for (const [pair, policies] of allowed) cache.allowed.set(pair, policies)
+}
+
+/** Each send's fate in arrival order, new ones numbered within their conversation. */
+function decide (sends: PendingSend[], earlier: Map<string, StoredMessage>, known: Map<number, ConversationPlan>,
+  verdictOf: (send: PendingSend) => DirectVerdict, users: Map<number, UserPolicy>): SendPlan {
   const decisions: Decision[] = []
   const inBatch = new Map<string, number>()
   const counts = new Map<number, number>()
@@ -125,27 +209,35 @@ export async function planSends (db: Queryable, sends: PendingSend[]): Promise<S
       decisions.push({ fresh: send, index: decisions.length, place })
     }
   }
-  return { decisions, counts, known, refusedByPolicy }
+  return { decisions, counts, known, users, refusedByPolicy }
 }
+
+/** The write found that the members or the privacy its plan relied on have changed (migration 007). */
+export const isOutdatedPlan = (err: unknown) => (err as { code?: string }).code === 'WQ001'
 
 /**
  * One statement, atomic on its own: each conversation's last seq moves by its count, a message's
  * seq is the last seq before the batch plus its place, and the sender has read up to its own newest
- * message (sending is reading). A concurrent store of the same (sender, client_msg_id) makes it
- * fail with a unique violation; planning again finds that row among the repeats.
+ * message (sending is reading). It fails, storing nothing, when a conversation's members or a 1:1
+ * sender's or recipient's privacy is no longer what the plan found (WQ001, `isOutdatedPlan`), or
+ * when a concurrent store of the same (sender, client_msg_id), or an earlier one the plan did not
+ * read, meets the unique key (23505). Planning again with reads finds what changed.
  */
 export async function writePlan (db: Queryable, plan: SendPlan, now: number): Promise<SendOutcome[]> {
   const { decisions, counts, known } = plan
   if (counts.size === 0) return decisions as SendOutcome[] // nothing new: no send is 'fresh'
   const created = decisions.filter((d, i): d is { fresh: PendingSend, index: number, place: number } => 'fresh' in d && d.index === i)
+  // Only the users of the 1:1 sends stored now: a refusal stands as read.
+  const users = new Set(created.flatMap(o => o.fresh.recipient === undefined || o.fresh.recipient === o.fresh.sender ? [] : [o.fresh.sender, o.fresh.recipient]))
+  const policies = [...users].map(user => plan.users.get(user)!)
   const outcomes = [...decisions]
   const before = new Map<number, number>()
   for (const row of await db.query<{ id: number, before: number }>(
     `WITH counted AS (
-       SELECT * FROM unnest($1::bigint[], $2::int[]) AS n(id, count)
+       SELECT * FROM unnest($1::bigint[], $2::int[], $9::bigint[]) AS n(id, count, members_version)
      ), numbered AS (
        UPDATE conversations c SET last_seq = c.last_seq + n.count, changed_in = pg_current_xact_id()
-         FROM counted n WHERE c.id = n.id
+         FROM counted n WHERE c.id = n.id AND c.members_version = n.members_version
        RETURNING c.id, c.last_seq - n.count AS before
      ), stored AS (
        INSERT INTO messages (conversation_id, seq, sender_id, client_msg_id, sent_at, content)
@@ -158,10 +250,18 @@ export async function writePlan (db: Queryable, plan: SendPlan, now: number): Pr
          FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM stored GROUP BY 1, 2) r
         WHERE mb.conversation_id = r.conversation_id AND mb.user_id = r.sender_id
      )
-     SELECT id, before FROM numbered`,
+     SELECT id, before FROM numbered
+     UNION ALL
+     SELECT NULL, NULL WHERE send_plan_outdated(
+       (SELECT count(*) FROM numbered) < cardinality($1::bigint[]) OR EXISTS (
+         SELECT 1 FROM unnest($10::bigint[], $11::bigint[], $12::smallint[]) AS p(id, contact_version, start_chat)
+           LEFT JOIN users u ON u.id = p.id
+          WHERE u.id IS NULL OR u.contact_version <> p.contact_version OR u.start_chat <> p.start_chat))`,
     [[...counts.keys()], [...counts.values()],
       created.map(o => o.fresh.conversation), created.map(o => o.place), created.map(o => o.fresh.sender),
-      buffers(created.map(o => o.fresh.clientMsgId)), buffers(created.map(o => o.fresh.content)), now], 'write-sends')) {
+      buffers(created.map(o => o.fresh.clientMsgId)), buffers(created.map(o => o.fresh.content)), now,
+      [...counts.keys()].map(id => known.get(id)!.version),
+      [...users], policies.map(p => p.contactVersion), policies.map(p => p.startChat)], 'write-sends')) {
     before.set(row.id, row.before)
   }
 

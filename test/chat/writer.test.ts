@@ -5,7 +5,9 @@ import { createLogger } from '../../broker/log.ts'
 import { openHistory } from '../../broker/server.ts'
 import { migrate } from '../../broker/storage/migrate.ts'
 import { changeContact } from '../../broker/storage/contacts.ts'
+import { addMembers, appendSystemMessage, insertGroup, lockGroup, removeMembers } from '../../broker/storage/groups.ts'
 import { directConversation } from '../../broker/storage/messages.ts'
+import { setPrivacy } from '../../broker/storage/profiles.ts'
 import { insertUser } from '../../broker/storage/users.ts'
 import { wmq } from '../../schema/generated/chat.js'
 import { eachMode, freshStorage, testConfig, type Mode } from '../harness.ts'
@@ -54,11 +56,12 @@ eachMode(t, 'batches at most one per interval under load', async (t, mode) => {
 
   t.ok((await send(0)).ok, 'an idle writer takes a lone send at once')
   await writer.flush() // idle again
-  t.same(writer.stats(), { batches: 1, sends: 1 })
+  t.same(writer.stats(), { batches: 1, sends: 1, planReads: 1 })
   // Without an interval the first of these would be taken at once, alone, and the rest after it.
   const outcomes = await Promise.all([1, 2, 3, 4, 5].map(send))
   t.same(outcomes.map(o => o.ok ? o.message.seq : -1), [2, 3, 4, 5, 6], 'stored in order')
-  t.same(writer.stats(), { batches: 2, sends: 6 }, 'the sends appended within the interval share one batch')
+  t.same(writer.stats(), { batches: 2, sends: 6, planReads: 1 },
+    'the sends appended within the interval share one batch, planned from what the first batch read')
 })
 
 // Issue 7 §4 on the send path: the writer checks blocks for the whole batch inside its transaction,
@@ -110,4 +113,65 @@ eachMode(t, 'a repeat in the batch right after its first send', async (t, mode) 
     'each repeat gets its first send\'s seq, as a repeat')
   const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')
   t.equal(rows[0].n, 4, 'four rows')
+})
+
+// A batch whose conversations and 1:1 pairs the writer has read before is written without reading
+// first. What it relied on can change elsewhere (here through storage, as another node changes it):
+// the write then finds out, stores nothing of that plan, and the batch is read and planned again.
+eachMode(t, 'a batch planned from earlier reads, and changes made elsewhere meanwhile', async (t, mode) => {
+  const db = await migratedHistory(t, mode)
+  const [alice, bob, carol, dave, erin] = await Promise.all(['alice', 'bob', 'carol', 'dave', 'erin'].map(async login => (await insertUser(db, login, null))!.id))
+  const group = await db.transaction(tx => insertGroup(tx, 'g', alice, [alice, bob]))
+  const withDave = await db.transaction(tx => directConversation(tx, alice, dave))
+  const withErin = await db.transaction(tx => directConversation(tx, alice, erin))
+  const writer = createMessageWriter(db, createLogger('error'), 50)
+  const content = wmq.Content.encode({ text: 'hi' }).finish()
+  let id = 0
+  const toGroup = (sender = alice, clientMsgId = new Uint8Array([++id])) =>
+    writer.append({ sender, clientMsgId, conversation: group, content, toGroup: true })
+  const direct = (conversation: number, recipient: number) =>
+    writer.append({ sender: alice, clientMsgId: new Uint8Array([++id]), conversation, recipient, content, toGroup: false })
+  const result = (o: Awaited<ReturnType<typeof toGroup>>) => o.ok ? { seq: o.message.seq, repeat: o.repeat, members: [...o.members].sort() } : o.reason
+  const stored = async (conversation: number) =>
+    (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1', [conversation]))[0].n
+
+  const first = new Uint8Array([200])
+  t.same(result(await toGroup(alice, first)), { seq: 1, repeat: false, members: [alice, bob].sort() }, 'the first send to the group')
+  t.same(result(await toGroup()), { seq: 2, repeat: false, members: [alice, bob].sort() }, 'the second')
+  t.equal(writer.stats().planReads, 1, 'the second was planned from what the first read')
+  t.same(result(await toGroup(alice, first)), { seq: 1, repeat: true, members: [alice, bob].sort() },
+    'a repeat of the first, which a plan from the cache cannot know of: the unique key finds it, and it is answered as a repeat')
+  t.equal(await stored(group), 2, 'and not stored again')
+
+  await db.transaction(async tx => {
+    const locked = (await lockGroup(tx, group))!
+    await addMembers(tx, group, [carol], locked.lastSeq + 1)
+    await appendSystemMessage(tx, group, alice, content, Date.now())
+  })
+  const reads = writer.stats().planReads
+  t.same(result(await toGroup()), { seq: 4, repeat: false, members: [alice, bob, carol].sort() },
+    'after carol was added elsewhere, the next message goes to her too, after the system message')
+  t.equal(writer.stats().planReads, reads + 1, 'its write found the members changed, and the batch was read again')
+  t.same(result(await toGroup(carol)), { seq: 5, repeat: false, members: [alice, bob, carol].sort() }, 'carol may write')
+
+  await db.transaction(async tx => {
+    const locked = (await lockGroup(tx, group))!
+    await appendSystemMessage(tx, group, alice, content, Date.now())
+    await removeMembers(tx, group, [bob], locked.lastSeq + 1)
+  })
+  t.same(result(await toGroup(bob)), 'not a member', 'bob, removed elsewhere, may no longer write')
+  t.same(result(await toGroup()), { seq: 7, repeat: false, members: [alice, carol].sort() }, 'and gets no more messages')
+  t.equal(await stored(group), 7, 'seqs 1..7: nothing stored for the refused send, no gap')
+
+  t.same(result(await direct(withDave, dave)), { seq: 1, repeat: false, members: [alice, dave].sort() }, 'alice writes to dave')
+  t.same(result(await direct(withErin, erin)), { seq: 1, repeat: false, members: [alice, erin].sort() }, 'and to erin')
+  const before = writer.stats().planReads
+  t.same(result(await direct(withDave, dave)), { seq: 2, repeat: false, members: [alice, dave].sort() }, 'again to dave')
+  t.equal(writer.stats().planReads, before, 'planned from the cache')
+  t.ok((await db.transaction(tx => changeContact(tx, dave, alice, 'block', '', Date.now()))).ok, 'dave blocks alice elsewhere')
+  t.same(result(await direct(withDave, dave)), 'refused', 'her next send to dave is refused')
+  t.equal(await stored(withDave), 2, 'and not stored')
+  t.ok(await setPrivacy(db, erin, { startChat: wmq.Audience.CONTACTS }), 'erin takes new chats from contacts only, elsewhere')
+  t.same(result(await direct(withErin, erin)), 'refused', "alice, who is not erin's contact and has no reply from her, is refused")
+  t.equal(await stored(withErin), 1, 'nothing stored')
 })

@@ -4,6 +4,7 @@ import {
   ask, closeAtEnd, connectDevice, addUsersAt, freshStorage, requireServices, sendText, spawnBroker,
   type Device, type Node,
 } from '../harness.ts'
+import { wmq } from '../../schema/generated/chat.js'
 
 /** N nodes sharing a fresh Postgres schema and Redis prefix, started together. */
 async function cluster (t: Test, count: number, env: Record<string, string> = {}): Promise<{ nodes: Node[], users: (logins: string[]) => Promise<number[]> }> {
@@ -39,6 +40,29 @@ t.test('three nodes: a sender on A, recipients on B and C, in seq order', async 
   const direct = await sendText(b1, { user: carol }, 'from B to C')
   await c1.until(() => c1.received.some(r => r.downlink.message?.content?.text === 'from B to C'), '1:1 across nodes')
   t.ok(direct.sendAck, 'a 1:1 message from a device on B reaches a device on C')
+})
+
+// Node A plans a batch from what it read for the batches before (issue 3 §3); a change made on
+// node B meanwhile is found by A's write, which then reads again (migration 007).
+t.test('members and blocks changed on one node bind the sends of another at once', async t => {
+  if (!await requireServices(t)) return
+  const { nodes: [a, b], users } = await cluster(t, 2)
+  const [alice, , carol] = await users(['alice', 'bob', 'carol'])
+  const [a1, b1, c1] = [await on(a, 'alice', 'a1'), await on(b, 'bob', 'b1'), await on(b, 'carol', 'c1')]
+  closeAtEnd(t, a1, b1, c1)
+  const group = Number((await ask(b1, { groupCreate: { name: 'g', members: [alice] } })).group!.group) // seq 1
+  for (const text of ['one', 'two']) t.ok((await sendText(a1, { group }, text)).sendAck, `alice sends "${text}" on A`)
+  t.equal((await ask(b1, { groupUpdate: { group, add: { users: [carol] } } })).group?.members, 3, 'bob adds carol on B (seq 4)')
+  t.equal(Number((await sendText(a1, { group }, 'three')).sendAck?.seq), 5, 'alice sends again on A')
+  await c1.until(() => seqsOf(c1, group).includes(5), 'carol gets it')
+  t.same(seqsOf(c1, group), [4, 5], 'carol, added on B, gets the next message sent on A, after her addition')
+
+  t.ok((await ask(b1, { groupUpdate: { group, remove: { users: [alice] } } })).group, 'bob removes alice on B (seq 6)')
+  t.equal((await sendText(a1, { group }, 'four')).error?.code, wmq.ErrorCode.NOT_MEMBER, 'her next send on A: NOT_MEMBER')
+
+  for (const text of ['hi', 'hello']) t.ok((await sendText(a1, { user: carol }, text)).sendAck, `alice writes "${text}" to carol on A`)
+  t.ok((await ask(c1, { contactUpdate: { user: alice, block: true } })).contact, 'carol blocks alice on B')
+  t.equal((await sendText(a1, { user: carol }, 'still there?')).error?.code, wmq.ErrorCode.FORBIDDEN, 'her next send on A is refused')
 })
 
 t.test('a device that moves to another node takes over its session and gets its queue', async t => {
