@@ -3,7 +3,7 @@
 // once. A batch whose conversations and 1:1 pairs the writer has read before is planned from what
 // it read, and written with no read before it (storage/messages.ts checks in the write that it
 // still holds). Under load a batch is also taken no sooner than `intervalMs` after the one before it:
-// every batch has a cost whatever its size (two statements, a commit), and at half the sustained
+// every batch has a cost whatever its size (a statement or two, a commit), and at half the sustained
 // rate batches a few milliseconds apart kept Postgres at 46% of a core (BENCHMARKS.md, measured
 // before the send path's statements were prepared, which took most of that fixed cost away).
 // The delay a send waits is bounded by one commit plus `intervalMs`; the batch size by
