@@ -28,8 +28,12 @@ export function createPresence (broker: Aedes, state: SharedState, log: Logger, 
   const pendingOffline = new Map<number, NodeJS.Timeout>()
   const published = new Set<number>()
   const failed = (user: number) => (err: Error) => log.warn('presence update failed', { user, error: err.message })
+  // A closing broker publishes no more presence: aedes closes after this, and its devices' users
+  // are made offline by the other nodes (SharedState's orphans) or by the next start.
+  let closed = false
 
   const publish = (user: number, presence: wmq.IPresence): Promise<void> => {
+    if (closed) return Promise.resolve()
     published.add(user)
     const bytes = Buffer.from(wmq.Presence.encode(presence).finish())
     return publishBytes(broker, presenceTopic(user), bytes, { qos: 0, retain: true }).catch(failed(user))
@@ -47,7 +51,7 @@ export function createPresence (broker: Aedes, state: SharedState, log: Logger, 
     },
     disconnected (user, device) {
       state.disconnect(user, device).then(gone => {
-        if (!gone || pendingOffline.has(user)) return
+        if (!gone || closed || pendingOffline.has(user)) return
         const timer = setTimeout(() => {
           pendingOffline.delete(user)
           state.isOnline(user).then(online => { if (!online) offline(user) }).catch(failed(user))
@@ -67,6 +71,7 @@ export function createPresence (broker: Aedes, state: SharedState, log: Logger, 
       }
     },
     close () {
+      closed = true
       for (const timer of pendingOffline.values()) clearTimeout(timer)
       pendingOffline.clear()
     },
