@@ -65,18 +65,22 @@ export interface SendPlan {
 export interface PlanCache {
   conversations: Map<number, ConversationPlan>
   allowed: Map<string, { sender: UserPolicy, recipient: UserPolicy }>
+  /** Entries kept, each member counted as one: bounded by CACHE_ENTRIES. */
+  entries: number
 }
 
 /** Entries a cache keeps at most, members counted one each: then it starts again, empty. */
 const CACHE_ENTRIES = 1_000_000
 
-export const createPlanCache = (): PlanCache => ({ conversations: new Map(), allowed: new Map() })
+export const createPlanCache = (): PlanCache => ({ conversations: new Map(), allowed: new Map(), entries: 0 })
 
 /** Drops what a batch's plan relied on, so that its next plan reads it again. */
 export function forgetPlanned (cache: PlanCache, sends: PendingSend[]): void {
   for (const send of sends) {
+    const conversation = cache.conversations.get(send.conversation)
+    if (conversation) cache.entries -= 1 + conversation.members.length
     cache.conversations.delete(send.conversation)
-    if (send.recipient !== undefined) cache.allowed.delete(pairKey(send.sender, send.recipient))
+    if (send.recipient !== undefined && cache.allowed.delete(pairKey(send.sender, send.recipient))) cache.entries--
   }
 }
 
@@ -169,14 +173,21 @@ export async function planSends (db: Queryable, sends: PendingSend[], cache?: Pl
 }
 
 function remember (cache: PlanCache, known: Map<number, ConversationPlan>, allowed: PlanCache['allowed']): void {
-  let entries = cache.allowed.size
-  for (const conversation of cache.conversations.values()) entries += 1 + conversation.members.length
-  if (entries > CACHE_ENTRIES) {
+  if (cache.entries > CACHE_ENTRIES) {
     cache.conversations.clear()
     cache.allowed.clear()
+    cache.entries = 0
   }
-  for (const [id, conversation] of known) cache.conversations.set(id, conversation)
-  for (const [pair, policies] of allowed) cache.allowed.set(pair, policies)
+  for (const [id, conversation] of known) {
+    const replaced = cache.conversations.get(id)
+    if (replaced) cache.entries -= 1 + replaced.members.length
+    cache.entries += 1 + conversation.members.length
+    cache.conversations.set(id, conversation)
+  }
+  for (const [pair, policies] of allowed) {
+    if (!cache.allowed.has(pair)) cache.entries++
+    cache.allowed.set(pair, policies)
+  }
 }
 
 /** Each send's fate in arrival order, new ones numbered within their conversation. */

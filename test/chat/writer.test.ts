@@ -6,7 +6,7 @@ import { openHistory } from '../../broker/server.ts'
 import { migrate } from '../../broker/storage/migrate.ts'
 import { changeContact } from '../../broker/storage/contacts.ts'
 import { addMembers, appendSystemMessage, insertGroup, lockGroup, removeMembers } from '../../broker/storage/groups.ts'
-import { directConversation } from '../../broker/storage/messages.ts'
+import { createPlanCache, directConversation, forgetPlanned, planSends } from '../../broker/storage/messages.ts'
 import { setPrivacy } from '../../broker/storage/profiles.ts'
 import { insertUser } from '../../broker/storage/users.ts'
 import { wmq } from '../../schema/generated/chat.js'
@@ -174,4 +174,28 @@ eachMode(t, 'a batch planned from earlier reads, and changes made elsewhere mean
   t.ok(await setPrivacy(db, erin, { startChat: wmq.Audience.CONTACTS }), 'erin takes new chats from contacts only, elsewhere')
   t.same(result(await direct(withErin, erin)), 'refused', "alice, who is not erin's contact and has no reply from her, is refused")
   t.equal(await stored(withErin), 1, 'nothing stored')
+})
+
+// The writer's cache is bounded by its entries (a conversation and each of its members one each, a
+// 1:1 pair one): the count must follow what is kept and forgotten, or the bound means nothing.
+eachMode(t, "the plan cache counts what it keeps", async (t, mode) => {
+  const db = await migratedHistory(t, mode)
+  const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map(async login => (await insertUser(db, login, null))!.id))
+  const group = await db.transaction(tx => insertGroup(tx, 'g', alice, [alice, bob, carol]))
+  const direct = await db.transaction(tx => directConversation(tx, alice, bob))
+  const content = wmq.Content.encode({ text: 'hi' }).finish()
+  const sends = [
+    { sender: alice, clientMsgId: new Uint8Array([1]), conversation: group, content, toGroup: true },
+    { sender: alice, clientMsgId: new Uint8Array([2]), conversation: direct, recipient: bob, content, toGroup: false },
+  ]
+  const cache = createPlanCache()
+  await planSends(db, sends, cache)
+  t.equal(cache.entries, (1 + 3) + (1 + 2) + 1, 'the group and its 3 members, the 1:1 conversation and its 2, the pair')
+  await planSends(db, sends, cache)
+  t.equal(cache.entries, 8, 'read again: the same entries, replaced, not counted twice')
+  forgetPlanned(cache, sends.slice(0, 1))
+  t.equal(cache.entries, 4, 'the group forgotten')
+  forgetPlanned(cache, sends)
+  t.equal(cache.entries, 0, 'and the rest')
+  t.equal(cache.conversations.size + cache.allowed.size, 0, 'nothing kept')
 })
