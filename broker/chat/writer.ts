@@ -11,7 +11,7 @@
 import type { Logger } from '../log.ts'
 import type { Queryable } from '../storage/db.ts'
 import {
-  createPlanCache, forgetPlanned, isOutdatedPlan, planFromCache, planSends, writePlan,
+  cachedFor, createPlanCache, forgetPlanned, isOutdatedPlan, planFromCache, planSends, writePlan,
   type PendingSend, type SendOutcome, type SendPlan,
 } from '../storage/messages.ts'
 
@@ -53,13 +53,14 @@ export function createMessageWriter (db: Queryable, log: Logger, maxBatch: numbe
   }
   const sendsOf = (batch: Waiting[]) => batch.map(w => w.send)
   const plan = (batch: Waiting[], read = false): Promise<SendPlan> => {
-    const cached = read ? null : planFromCache(cache, sendsOf(batch))
+    const sends = sendsOf(batch)
+    const cached = read ? null : planFromCache(cache, sends)
     if (cached) return Promise.resolve(cached)
     counts.planReads++
-    return planSends(db, sendsOf(batch), cache)
+    return planSends(db, sends, cache)
   }
   /** The next batch can be planned without a read: then it is taken once the write before it ends. */
-  const nextPlannedFromCache = () => planFromCache(cache, sendsOf(queue.slice(0, maxBatch))) !== null
+  const nextPlannedFromCache = () => cachedFor(cache, sendsOf(queue.slice(0, maxBatch))) !== null
 
   /**
    * One batch after another, each written once the one before it is committed (deliveries leave

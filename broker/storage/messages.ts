@@ -86,6 +86,12 @@ export function forgetPlanned (cache: PlanCache, sends: PendingSend[]): void {
 
 /** The plan of a batch from the cache alone; null when a send needs a read (the batch is then read). */
 export function planFromCache (cache: PlanCache, sends: PendingSend[]): SendPlan | null {
+  const cached = cachedFor(cache, sends)
+  return cached && decide(sends, new Map(), cached.known, () => 'ok', cached.users)
+}
+
+/** Whether the cache holds all a batch's plan needs: then its entries and users, else null. */
+export function cachedFor (cache: PlanCache, sends: PendingSend[]): { known: Map<number, ConversationPlan>, users: Map<number, UserPolicy> } | null {
   const known = new Map<number, ConversationPlan>() // the entries as now: the cache may change before the write ends
   const users = new Map<number, UserPolicy>()
   const expect = (user: number, policy: UserPolicy) => {
@@ -101,7 +107,7 @@ export function planFromCache (cache: PlanCache, sends: PendingSend[]): SendPlan
     const pair = cache.allowed.get(pairKey(send.sender, send.recipient))
     if (!pair || !expect(send.sender, pair.sender) || !expect(send.recipient, pair.recipient)) return null
   }
-  return decide(sends, new Map(), known, () => 'ok', users)
+  return { known, users }
 }
 
 /** One row of a batch's reads: a stored send it repeats, a member of its conversation, or a verdict. */
